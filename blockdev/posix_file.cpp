@@ -202,6 +202,11 @@ Status GrowFile(int fd, const std::string& path, bool is_block_device, uint64_t 
   if (rc == 0) return Status::OK();
   int err = errno;
   if (err != EOPNOTSUPP && err != ENOSYS) {
+    // A fallocate that runs out of space part-way may leave the file extended to wherever it
+    // stopped (ext4 does), possibly not a multiple of the block size, so that the next open
+    // would refuse the file. Cut it back: nothing but fresh zeros lies beyond old_bytes. Should
+    // that fail too, the fallocate error is still the one to report.
+    [[maybe_unused]] int undo = ::ftruncate(fd, static_cast<off_t>(old_bytes));
     return Status::FromErrno(err, path + ": fallocate to " + std::to_string(new_bytes) + " bytes");
   }
 #endif
