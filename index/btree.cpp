@@ -1,0 +1,631 @@
+// BTree: creation, lookup, insert/update with splits, delete with merges, copy-on-write.
+// Whole-tree walks (stats, verify, destroy) are in btree_walk.cpp, iterators in
+// btree_iterator.cpp.
+#include "index/btree.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace vde::index {
+
+namespace {
+
+uint64_t PageGeneration(std::span<const std::byte> page) {
+  return GetU64(page.data() + 24);
+}
+
+std::string_view AsView(const std::byte* p, size_t n) {
+  return {reinterpret_cast<const char*>(p), n};
+}
+
+const std::byte* AsBytes(std::string_view s) {
+  return reinterpret_cast<const std::byte*>(s.data());
+}
+
+// Restarts a put may take before we call it a bug rather than loop forever: each split either
+// shrinks the target leaf's entry count or splits an ancestor, so real counts stay far below.
+constexpr int kMaxPutRestarts = 100000;
+
+}  // namespace
+
+BTree::BTree(PageCache* cache, BlockSource* source, const BTreeOptions& options, uint64_t root,
+             uint32_t height)
+    : cache_(cache),
+      source_(source),
+      block_size_(cache->block_size()),
+      max_inline_(options.max_inline_value == 0 ||
+                          options.max_inline_value > MaxInlineValueSize(cache->block_size())
+                      ? MaxInlineValueSize(cache->block_size())
+                      : options.max_inline_value),
+      root_(root),
+      height_(height),
+      scratch_(new std::byte[3 * static_cast<size_t>(cache->block_size())]) {}
+
+BTree::~BTree() = default;
+
+Result<std::unique_ptr<BTree>> BTree::Create(PageCache* cache, BlockSource* source,
+                                             const BTreeOptions& options) {
+  VDE_ASSIGN_OR_RETURN(uint64_t id, source->Allocate(1));
+  Result<ExclusiveGuard> g = cache->PinNew(id);
+  if (!g.has_value()) {
+    Status f = source->Free(id, 1);
+    return f.ok() ? g.error() : g.error().WithContext("(freeing the root failed too)");
+  }
+  MutableNode root(g->data().data(), cache->block_size());
+  root.Init(0, {}, {}, 0);
+  StampNode(g->data(), id, source->generation());
+  g->MarkDirty();
+  return std::unique_ptr<BTree>(new BTree(cache, source, options, id, 1));
+}
+
+Result<std::unique_ptr<BTree>> BTree::Open(PageCache* cache, BlockSource* source, uint64_t root,
+                                           const BTreeOptions& options) {
+  const uint64_t blocks = cache->device()->block_count();
+  if (root == 0 || root >= blocks) {
+    return Status::InvalidArgument(cache->device()->path() + ": root block " +
+                                   std::to_string(root) + " is outside the device (" +
+                                   std::to_string(blocks) + " blocks)");
+  }
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, cache->PinShared(root, &ValidateNode));
+  Node n(g.data().data(), cache->block_size());
+  std::unique_ptr<BTree> tree(new BTree(cache, source, options, root, n.level() + 1u));
+  VDE_RETURN_IF_ERROR(tree->CheckRoot(n, root));
+  return tree;
+}
+
+// ---- Checks ----
+
+Status BTree::Corrupt(uint64_t block, const std::string& what) const {
+  return Status::Corruption("block " + std::to_string(block) + " of " + cache_->device()->path() +
+                            ": btree: " + what);
+}
+
+Status BTree::CheckUsable() const {
+  if (destroyed_) return Status::InvalidArgument("btree: the tree was destroyed");
+  return Status::OK();
+}
+
+Status BTree::CheckKey(std::string_view key) const {
+  if (key.empty()) {
+    return Status::InvalidArgument("btree: empty key (keys are 1 to " +
+                                   std::to_string(max_key_size()) + " bytes)");
+  }
+  if (key.size() > max_key_size()) {
+    return Status::InvalidArgument("btree: key of " + std::to_string(key.size()) +
+                                   " bytes exceeds the limit of " + std::to_string(max_key_size()) +
+                                   " bytes (MaxKeySize for " + std::to_string(block_size_) +
+                                   "-byte blocks)");
+  }
+  return Status::OK();
+}
+
+Result<BTree::SharedGuard> BTree::PinShared(uint64_t page) const {
+  return cache_->PinShared(page, &ValidateNode);
+}
+
+Result<BTree::ExclusiveGuard> BTree::PinExclusive(uint64_t page) const {
+  return cache_->PinExclusive(page, &ValidateNode);
+}
+
+Status BTree::CheckChildPointer(uint64_t parent, uint64_t child) const {
+  const uint64_t blocks = cache_->device()->block_count();
+  if (child == 0 || child >= blocks) {
+    return Corrupt(parent, "child pointer " + std::to_string(child) + " is outside the device (" +
+                               std::to_string(blocks) + " blocks)");
+  }
+  return Status::OK();
+}
+
+Status BTree::CheckRoot(const Node& root, uint64_t id) const {
+  if (!root.lower_fence().empty() || !root.upper_fence().empty()) {
+    return Corrupt(id, "the root page has fence keys (not a root)");
+  }
+  return Status::OK();
+}
+
+Status BTree::CheckChild(const Node& parent, uint64_t parent_id, uint32_t slot, const Node& child,
+                         uint64_t child_id) const {
+  if (child.level() + 1u != parent.level()) {
+    return Corrupt(child_id, "level " + std::to_string(child.level()) + " page under the level " +
+                                 std::to_string(parent.level()) + " page " +
+                                 std::to_string(parent_id));
+  }
+  bool lower_ok = slot == 0 ? child.lower_fence() == parent.lower_fence()
+                            : parent.CompareKey(slot - 1, child.lower_fence()) == 0;
+  bool upper_ok = slot == parent.count() ? child.upper_fence() == parent.upper_fence()
+                                         : parent.CompareKey(slot, child.upper_fence()) == 0;
+  if (!lower_ok || !upper_ok) {
+    return Corrupt(child_id, "fence keys disagree with slot " + std::to_string(slot) +
+                                 " of its parent page " + std::to_string(parent_id) +
+                                 " (stale or misplaced page)");
+  }
+  return Status::OK();
+}
+
+bool BTree::Underfull(const Node& n) const {
+  return n.UsedBytes() - kNodeHeaderSize < NodeCapacity(block_size_) / 4;
+}
+
+// ---- Descent and lookup ----
+
+Result<BTree::SharedGuard> BTree::DescendShared(std::string_view key, Descent how) const {
+  uint64_t id = root_.load(std::memory_order_relaxed);
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinShared(id));
+  Node n(g.data().data(), block_size_);
+  VDE_RETURN_IF_ERROR(CheckRoot(n, id));
+  while (!n.is_leaf()) {
+    bool found;
+    uint32_t slot = how == Descent::kRightmost    ? n.count()
+                    : how == Descent::kUpperBound ? n.UpperBound(key)
+                                                  : n.LowerBound(key, &found);
+    uint64_t child = n.child(slot);
+    VDE_RETURN_IF_ERROR(CheckChildPointer(id, child));
+    VDE_ASSIGN_OR_RETURN(SharedGuard c, PinShared(child));
+    Node cn(c.data().data(), block_size_);
+    VDE_RETURN_IF_ERROR(CheckChild(n, id, slot, cn, child));
+    g = std::move(c);
+    n = cn;
+    id = child;
+  }
+  return g;
+}
+
+Result<BTree::ExclusiveGuard> BTree::DescendExclusive(std::string_view key, Path* path) {
+  path->depth = 0;
+  uint64_t id = root_.load(std::memory_order_relaxed);
+  VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(id));
+  Node n(g.data().data(), block_size_);
+  VDE_RETURN_IF_ERROR(CheckRoot(n, id));
+  for (;;) {
+    // Levels fall by exactly one per step (CheckChild), so depth <= kMaxLevels.
+    PathStep& step = path->steps[path->depth++];
+    step.page = id;
+    step.slot = 0;
+    step.generation = PageGeneration(g.data());
+    if (n.is_leaf()) return g;
+    bool found;
+    step.slot = n.LowerBound(key, &found);
+    uint64_t child = n.child(step.slot);
+    VDE_RETURN_IF_ERROR(CheckChildPointer(id, child));
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard c, PinExclusive(child));
+    Node cn(c.data().data(), block_size_);
+    VDE_RETURN_IF_ERROR(CheckChild(n, id, step.slot, cn, child));
+    g = std::move(c);
+    n = cn;
+    id = child;
+  }
+}
+
+Status BTree::GetLocked(std::string_view key, std::string* value) const {
+  VDE_ASSIGN_OR_RETURN(SharedGuard leaf, DescendShared(key, Descent::kLowerBound));
+  Node n(leaf.data().data(), block_size_);
+  bool found;
+  uint32_t pos = n.LowerBound(key, &found);
+  if (!found) return Status::NotFound("btree: key not found");
+  if (n.flags(pos) & kSlotFlagOverflow) {
+    OverflowRef ref = DecodeOverflowRef(AsBytes(n.payload(pos)));
+    leaf.Release();
+    return ReadOverflowValue(cache_->device(), ref, value);
+  }
+  value->assign(n.payload(pos));
+  return Status::OK();
+}
+
+Status BTree::Get(std::string_view key, std::string* value) const {
+  VDE_RETURN_IF_ERROR(CheckKey(key));
+  std::shared_lock lock(mu_);
+  VDE_RETURN_IF_ERROR(CheckUsable());
+  return GetLocked(key, value);
+}
+
+// ---- Copy-on-write ----
+
+Result<uint64_t> BTree::RelocatePage(ExclusiveGuard& page) {
+  VDE_ASSIGN_OR_RETURN(uint64_t fresh, source_->Allocate(1));
+  Status s = cache_->Relocate(page, fresh);
+  if (!s.ok()) {
+    Status f = source_->Free(fresh, 1);
+    return f.ok() ? s : s.WithContext("(freeing block " + std::to_string(fresh) + " failed too)");
+  }
+  StampNode(page.data(), fresh, source_->generation());
+  return fresh;
+}
+
+Result<BTree::ExclusiveGuard> BTree::MakeWritable(Path* path, ExclusiveGuard leaf) {
+  const uint64_t gen = source_->generation();
+  // A child never has a newer generation than its parent (changing a child changes its parent
+  // in the same generation), so the stale pages are a bottom part of the path.
+  uint32_t first = path->depth;
+  for (uint32_t i = 0; i < path->depth; i++) {
+    if (path->steps[i].generation < gen) {
+      first = i;
+      break;
+    }
+  }
+  if (first == path->depth) return leaf;
+  leaf.Release();
+  ExclusiveGuard parent;
+  if (first > 0) {
+    VDE_ASSIGN_OR_RETURN(parent, PinExclusive(path->steps[first - 1].page));
+  }
+  for (uint32_t i = first; i < path->depth; i++) {
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(path->steps[i].page));
+    const uint64_t old = g.page_id();
+    if (PageGeneration(g.data()) < gen) {
+      VDE_ASSIGN_OR_RETURN(uint64_t fresh, RelocatePage(g));
+      if (i == 0) {
+        root_.store(fresh, std::memory_order_release);
+      } else {
+        MutableNode(parent.data().data(), block_size_).SetChild(path->steps[i - 1].slot, fresh);
+        parent.MarkDirty();
+      }
+      path->steps[i].page = fresh;
+      // The tree is consistent again; only now give the checkpoint's block back.
+      VDE_RETURN_IF_ERROR(source_->Free(old, 1));
+    }
+    path->steps[i].generation = gen;
+    parent = std::move(g);
+  }
+  return parent;
+}
+
+// ---- Put ----
+
+Status BTree::Put(std::string_view key, std::string_view value) {
+  VDE_RETURN_IF_ERROR(CheckKey(key));
+  if (value.size() > kMaxValueSize) {
+    return Status::InvalidArgument("btree: value of " + std::to_string(value.size()) +
+                                   " bytes exceeds the limit of " + std::to_string(kMaxValueSize) +
+                                   " bytes (kMaxValueSize)");
+  }
+  std::unique_lock lock(mu_);
+  VDE_RETURN_IF_ERROR(CheckUsable());
+  modifications_.fetch_add(1, std::memory_order_relaxed);
+  if (value.size() <= max_inline_) return PutPayload(key, value, 0);
+  // Written before the leaf changes, to blocks new in this generation: a failure below leaves
+  // nothing pointing at them, and we give them back.
+  VDE_ASSIGN_OR_RETURN(OverflowRef ref, WriteOverflowValue(cache_->device(), source_, value));
+  std::array<std::byte, kOverflowRefSize> enc;
+  EncodeOverflowRef(ref, enc.data());
+  Status s = PutPayload(key, AsView(enc.data(), enc.size()), kSlotFlagOverflow);
+  if (!s.ok()) {
+    Status f = FreeOverflowValue(source_, ref);
+    if (!f.ok()) return s.WithContext("(freeing the new value's extent failed too)");
+  }
+  return s;
+}
+
+Status BTree::PutPayload(std::string_view key, std::string_view payload, uint8_t flags) {
+  for (int attempt = 0; attempt < kMaxPutRestarts; attempt++) {
+    Path path;
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard leaf, DescendExclusive(key, &path));
+    VDE_ASSIGN_OR_RETURN(leaf, MakeWritable(&path, std::move(leaf)));
+    MutableNode n(leaf.data().data(), block_size_, scratch_.get() + 2 * block_size_);
+    bool found;
+    uint32_t pos = n.LowerBound(key, &found);
+    uint32_t need = n.EntrySpace(key.size(), payload.size());
+    uint32_t avail = n.FreeSpaceAfterCompaction() + (found ? n.EntrySpaceAt(pos) : 0);
+    if (need <= avail) {
+      std::optional<OverflowRef> old;
+      if (found) {
+        if (n.flags(pos) & kSlotFlagOverflow) old = DecodeOverflowRef(AsBytes(n.payload(pos)));
+        n.Remove(pos);
+      }
+      n.Insert(pos, key, payload, flags);
+      leaf.MarkDirty();
+      const bool underfull = found && Underfull(n);
+      leaf.Release();
+      if (old) VDE_RETURN_IF_ERROR(FreeOverflowValue(source_, *old));
+      return underfull ? Rebalance(&path) : Status::OK();
+    }
+    leaf.Release();
+    VDE_RETURN_IF_ERROR(SplitNode(&path, path.depth - 1, key));
+  }
+  return Corrupt(root(),
+                 "put did not find room after " + std::to_string(kMaxPutRestarts) + " splits");
+}
+
+// ---- Split ----
+
+Status BTree::PlanSplit(const Node& n, uint64_t id, std::string_view key, SplitPlan* plan) const {
+  const uint32_t cnt = n.count();
+  if (n.is_leaf() && cnt <= 1) {
+    // One entry and the new one do not fit together: split between them, leaving one half
+    // empty. The new entry then fits its half alone (NODE_FORMAT.md, "Limits").
+    if (cnt == 0) return Corrupt(id, "an entry does not fit an empty leaf");
+    std::string k0;
+    n.CopyKey(0, &k0);
+    int c = CompareKeys(key, k0);
+    if (c == 0) return Corrupt(id, "an entry does not fit a leaf of its own");
+    plan->pos = c < 0 ? 0 : 1;
+    plan->separator = std::string(c < 0 ? ShortestSeparator(key, k0) : ShortestSeparator(k0, key));
+    return Status::OK();
+  }
+  if (cnt == 0) return Corrupt(id, "an entry does not fit an empty inner page");
+
+  const uint64_t cap = NodeCapacity(block_size_);
+  const uint64_t lf = n.lower_fence().size(), uf = n.upper_fence().size();
+  std::vector<uint64_t> sum(cnt + 1, 0);
+  for (uint32_t i = 0; i < cnt; i++) sum[i + 1] = sum[i] + n.EntrySpaceAt(i);
+  const uint64_t total = sum[cnt];
+  // Where the left half should end: the middle, or near the end when appending (and near the
+  // start when prepending) so that ascending or descending loads leave full pages behind.
+  bool f;
+  uint32_t at = n.LowerBound(key, &f);
+  uint64_t target = at >= cnt ? total * 9 / 10 : at == 0 ? total / 10 : total / 2;
+
+  // Candidate split points: a leaf splits before slot p in [1, cnt); an inner page promotes
+  // slot p in [0, cnt). Sizes are those of the current page, an upper bound for the halves
+  // (their prefixes can only be longer).
+  struct Candidate {
+    uint32_t pos;
+    uint64_t sep_len;
+    uint64_t off_target;
+  };
+  std::vector<Candidate> feasible;
+  const uint32_t first = n.is_leaf() ? 1 : 0;
+  for (uint32_t p = first; p < cnt; p++) {
+    // Bytes of the entries each half keeps, and the separator both get as a fence.
+    const uint64_t left = sum[p];
+    const uint64_t right = total - sum[n.is_leaf() ? p : p + 1];
+    const uint64_t sep_len =
+        n.is_leaf() ? n.prefix_len() + ShortestSeparator(n.suffix(p - 1), n.suffix(p)).size()
+                    : n.key_size(p);
+    if (lf + sep_len + left > cap || sep_len + uf + right > cap) continue;
+    uint64_t off = left > target ? left - target : target - left;
+    feasible.push_back({p, sep_len, off});
+  }
+  if (feasible.empty()) return Corrupt(id, "no split point gives two halves that fit");
+  uint64_t best_off = feasible[0].off_target;
+  for (const Candidate& c : feasible) best_off = std::min(best_off, c.off_target);
+  // Within a small window of the best balance, prefer the shortest separator: it makes the
+  // parent's entry and both halves' fences shorter.
+  const Candidate* best = nullptr;
+  for (const Candidate& c : feasible) {
+    if (c.off_target > best_off + cap / 16) continue;
+    if (best == nullptr || c.sep_len < best->sep_len ||
+        (c.sep_len == best->sep_len && c.off_target < best->off_target)) {
+      best = &c;
+    }
+  }
+  plan->pos = best->pos;
+  if (n.is_leaf()) {
+    plan->separator = std::string(n.prefix());
+    plan->separator += ShortestSeparator(n.suffix(best->pos - 1), n.suffix(best->pos));
+  } else {
+    n.CopyKey(best->pos, &plan->separator);
+  }
+  return Status::OK();
+}
+
+void BTree::BuildSplit(const Node& n, const SplitPlan& plan, std::byte* left, std::byte* right) {
+  MutableNode l(left, block_size_), r(right, block_size_);
+  const std::string_view pre = n.prefix();
+  const uint32_t cnt = n.count();
+  auto copy = [&](MutableNode& dst, uint32_t i) {
+    dst.InsertPieces(dst.count(), pre, n.suffix(i), n.payload(i), n.flags(i));
+  };
+  if (n.is_leaf()) {
+    l.Init(0, n.lower_fence(), plan.separator, 0);
+    r.Init(0, plan.separator, n.upper_fence(), 0);
+    for (uint32_t i = 0; i < cnt; i++) copy(i < plan.pos ? l : r, i);
+  } else {
+    l.Init(n.level(), n.lower_fence(), plan.separator, n.child(plan.pos));
+    r.Init(n.level(), plan.separator, n.upper_fence(), n.upper_child());
+    for (uint32_t i = 0; i < cnt; i++) {
+      if (i != plan.pos) copy(i < plan.pos ? l : r, i);
+    }
+  }
+}
+
+Status BTree::SplitNode(Path* path, uint32_t index, std::string_view key) {
+  const uint64_t id = path->steps[index].page;
+  VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(id));
+  Node n(g.data().data(), block_size_);
+  const uint8_t level = n.level();
+  SplitPlan plan;
+  VDE_RETURN_IF_ERROR(PlanSplit(n, id, key, &plan));
+
+  ExclusiveGuard parent;
+  if (index > 0) {
+    VDE_ASSIGN_OR_RETURN(parent, PinExclusive(path->steps[index - 1].page));
+    Node pn(parent.data().data(), block_size_);
+    if (pn.FreeSpaceAfterCompaction() < pn.EntrySpace(plan.separator.size(), kChildRefSize)) {
+      // Make room in the parent first; the caller restarts from the root.
+      g.Release();
+      parent.Release();
+      return SplitNode(path, index - 1, plan.separator);
+    }
+  } else if (level + 1u >= kMaxLevels) {
+    return Status::NotSupported("btree: the tree would exceed " + std::to_string(kMaxLevels) +
+                                " levels");
+  }
+
+  // Take every resource before changing anything, so a failure leaves the tree as it was.
+  const uint64_t gen = source_->generation();
+  uint64_t ids[2] = {0, 0};  // left half, new root
+  ExclusiveGuard guards[2];
+  const int needed = index == 0 ? 2 : 1;
+  for (int i = 0; i < needed; i++) {
+    Status s;
+    Result<uint64_t> a = source_->Allocate(1);
+    if (a.has_value()) {
+      ids[i] = *a;
+      Result<ExclusiveGuard> pinned = cache_->PinNew(ids[i]);
+      if (pinned.has_value()) {
+        guards[i] = std::move(*pinned);
+        continue;
+      }
+      s = pinned.error();
+    } else {
+      s = a.error();
+    }
+    for (int j = 0; j < 2; j++) {
+      if (guards[j].valid()) cache_->Discard(guards[j]);
+      if (ids[j] != 0) {
+        Status f = source_->Free(ids[j], 1);
+        if (!f.ok()) s = s.WithContext("(freeing block " + std::to_string(ids[j]) + " failed)");
+      }
+    }
+    return s;
+  }
+
+  std::byte* left_buf = scratch_.get();
+  std::byte* right_buf = scratch_.get() + block_size_;
+  BuildSplit(n, plan, left_buf, right_buf);
+  const size_t body = block_size_ - kBlockHeaderSize;
+  std::memcpy(guards[0].data().data() + kBlockHeaderSize, left_buf + kBlockHeaderSize, body);
+  StampNode(guards[0].data(), ids[0], gen);
+  guards[0].MarkDirty();
+  std::memcpy(g.data().data() + kBlockHeaderSize, right_buf + kBlockHeaderSize, body);
+  g.MarkDirty();
+
+  std::array<std::byte, kChildRefSize> child;
+  PutU64(child.data(), ids[0]);
+  const std::string_view child_view = AsView(child.data(), child.size());
+  std::byte* compact = scratch_.get() + 2 * block_size_;
+  if (index == 0) {
+    MutableNode r(guards[1].data().data(), block_size_, compact);
+    r.Init(level + 1, {}, {}, id);
+    r.Insert(0, plan.separator, child_view, 0);
+    StampNode(guards[1].data(), ids[1], gen);
+    guards[1].MarkDirty();
+    root_.store(ids[1], std::memory_order_release);
+    height_.fetch_add(1, std::memory_order_release);
+  } else {
+    MutableNode p(parent.data().data(), block_size_, compact);
+    p.Insert(path->steps[index - 1].slot, plan.separator, child_view, 0);
+    parent.MarkDirty();
+  }
+  return Status::OK();
+}
+
+// ---- Delete and merge ----
+
+Status BTree::Delete(std::string_view key) {
+  VDE_RETURN_IF_ERROR(CheckKey(key));
+  std::unique_lock lock(mu_);
+  VDE_RETURN_IF_ERROR(CheckUsable());
+  Path path;
+  VDE_ASSIGN_OR_RETURN(ExclusiveGuard leaf, DescendExclusive(key, &path));
+  bool found;
+  uint32_t pos = Node(leaf.data().data(), block_size_).LowerBound(key, &found);
+  if (!found) return Status::NotFound("btree: key not found");
+  modifications_.fetch_add(1, std::memory_order_relaxed);
+  VDE_ASSIGN_OR_RETURN(leaf, MakeWritable(&path, std::move(leaf)));
+  MutableNode n(leaf.data().data(), block_size_);
+  std::optional<OverflowRef> old;
+  if (n.flags(pos) & kSlotFlagOverflow) old = DecodeOverflowRef(AsBytes(n.payload(pos)));
+  n.Remove(pos);
+  leaf.MarkDirty();
+  leaf.Release();
+  if (old) VDE_RETURN_IF_ERROR(FreeOverflowValue(source_, *old));
+  return Rebalance(&path);
+}
+
+bool BTree::MergeFits(const Node& a, const Node& b, std::string_view separator) const {
+  const std::string_view lower = a.lower_fence(), upper = b.upper_fence();
+  const size_t prefix = (lower.empty() || upper.empty()) ? 0 : CommonPrefix(lower, upper);
+  uint64_t size = lower.size() + upper.size();
+  for (const Node* x : {&a, &b}) {
+    for (uint32_t i = 0; i < x->count(); i++) {
+      size += kSlotSize + x->key_size(i) - prefix + x->payload(i).size();
+    }
+  }
+  if (!a.is_leaf()) size += kSlotSize + separator.size() - prefix + kChildRefSize;
+  return size <= NodeCapacity(block_size_);
+}
+
+Status BTree::Rebalance(Path* path) {
+  const uint64_t gen = source_->generation();
+  std::byte* merged_buf = scratch_.get();
+  std::byte* compact = scratch_.get() + 2 * block_size_;
+  for (uint32_t idx = path->depth - 1; idx > 0; idx--) {
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard node, PinExclusive(path->steps[idx].page));
+    if (!Underfull(Node(node.data().data(), block_size_))) break;
+    const uint64_t parent_id = path->steps[idx - 1].page;
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard parent, PinExclusive(parent_id));
+    const Node pn(parent.data().data(), block_size_);
+    const uint32_t slot = path->steps[idx - 1].slot;
+    bool merged = false;
+    // Side 0 merges the node with its right sibling, side 1 with its left one. The right page
+    // of the pair survives (its parent pointer stays put), the left one is freed.
+    for (int side = 0; side < 2 && !merged; side++) {
+      if (side == 0 ? slot >= pn.count() : slot == 0) continue;
+      const uint32_t a_slot = side == 0 ? slot : slot - 1;
+      const uint32_t sib_slot = side == 0 ? slot + 1 : slot - 1;
+      const uint64_t sib_id = pn.child(sib_slot);
+      VDE_RETURN_IF_ERROR(CheckChildPointer(parent_id, sib_id));
+      VDE_ASSIGN_OR_RETURN(ExclusiveGuard sib, PinExclusive(sib_id));
+      VDE_RETURN_IF_ERROR(
+          CheckChild(pn, parent_id, sib_slot, Node(sib.data().data(), block_size_), sib_id));
+      ExclusiveGuard& ag = side == 0 ? node : sib;
+      ExclusiveGuard& bg = side == 0 ? sib : node;
+      std::string sep;
+      pn.CopyKey(a_slot, &sep);
+      if (!MergeFits(Node(ag.data().data(), block_size_), Node(bg.data().data(), block_size_),
+                     sep)) {
+        continue;
+      }
+      const uint64_t b_old = bg.page_id();
+      if (PageGeneration(bg.data()) < gen) {
+        VDE_ASSIGN_OR_RETURN(uint64_t fresh, RelocatePage(bg));
+        MutableNode(parent.data().data(), block_size_).SetChild(a_slot + 1, fresh);
+        parent.MarkDirty();
+        VDE_RETURN_IF_ERROR(source_->Free(b_old, 1));
+      }
+      const Node a(ag.data().data(), block_size_), b(bg.data().data(), block_size_);
+      MutableNode m(merged_buf, block_size_);
+      m.Init(a.level(), a.lower_fence(), b.upper_fence(), a.is_leaf() ? 0 : b.upper_child());
+      for (uint32_t i = 0; i < a.count(); i++) {
+        m.InsertPieces(m.count(), a.prefix(), a.suffix(i), a.payload(i), a.flags(i));
+      }
+      if (!a.is_leaf()) {
+        std::array<std::byte, kChildRefSize> child;
+        PutU64(child.data(), a.upper_child());
+        m.Insert(m.count(), sep, AsView(child.data(), child.size()), 0);
+      }
+      for (uint32_t i = 0; i < b.count(); i++) {
+        m.InsertPieces(m.count(), b.prefix(), b.suffix(i), b.payload(i), b.flags(i));
+      }
+      std::memcpy(bg.data().data() + kBlockHeaderSize, merged_buf + kBlockHeaderSize,
+                  block_size_ - kBlockHeaderSize);
+      bg.MarkDirty();
+      MutableNode(parent.data().data(), block_size_, compact).Remove(a_slot);
+      parent.MarkDirty();
+      const uint64_t a_id = ag.page_id();
+      cache_->Discard(ag);
+      VDE_RETURN_IF_ERROR(source_->Free(a_id, 1));
+      merged = true;
+    }
+    if (!merged) break;
+  }
+  return CollapseRoot();
+}
+
+Status BTree::CollapseRoot() {
+  for (;;) {
+    const uint64_t id = root_.load(std::memory_order_relaxed);
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard r, PinExclusive(id));
+    Node n(r.data().data(), block_size_);
+    if (n.is_leaf() || n.count() > 0) return Status::OK();
+    // A root without keys: its only child covers (-inf, +inf) and becomes the root.
+    const uint64_t child = n.upper_child();
+    VDE_RETURN_IF_ERROR(CheckChildPointer(id, child));
+    cache_->Discard(r);
+    root_.store(child, std::memory_order_release);
+    height_.fetch_sub(1, std::memory_order_release);
+    VDE_RETURN_IF_ERROR(source_->Free(id, 1));
+  }
+}
+
+Status BTree::FlushAll() {
+  std::unique_lock lock(mu_);
+  return cache_->FlushAll();
+}
+
+}  // namespace vde::index

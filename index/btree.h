@@ -1,0 +1,245 @@
+// BTree: a persistent, copy-on-write B+tree of byte-string keys and values over a PageCache.
+//
+// Keys are 1 to max_key_size() bytes (MaxKeySize(block_size): 1024 for 4 KiB blocks), values 0
+// to kMaxValueSize bytes (256 MiB); values longer than max_inline_value() live out of line in
+// extents of kOverflow blocks (index/overflow.h). Node layout: index/node.h, NODE_FORMAT.md.
+// A put of a within-limits key never fails because of page layout: a node splits, and splits
+// again, until the entry fits (NODE_FORMAT.md "Limits" gives the argument).
+//
+// Copy-on-write: a page whose header generation is older than BlockSource::generation() belongs
+// to the last durable checkpoint and is never written again. A writer that must change such a
+// page moves it to a newly allocated block first, frees the old one (reuse deferred by the
+// source), and repoints its parent, which is itself moved the same way, up to the root: so
+// root() changes. A checkpoint (orchestrated by vde) is: stop the writers of every tree on the
+// cache, PageCache::FlushAll(), make the device durable, record each tree's root(), then advance
+// the generation. A tree reopened with Open(root) sees exactly what that checkpoint held.
+//
+// Thread safety: one std::shared_mutex per tree: Get, iterators, GetStats and Verify share it;
+// Put, Delete and Destroy take it exclusively. Several trees may share one PageCache and
+// BlockSource from any threads. An Iterator is used by one thread at a time; it takes the lock
+// only inside each call, so a thread may write to the tree while it holds an iterator (the
+// iterator then re-seeks from its current key).
+//
+// Ownership: the cache and the source are not owned and must outlive the tree; the tree must
+// outlive its iterators.
+//
+// Errors: InvalidArgument for a key or value outside the limits (the message names the limit)
+// and for any call after Destroy; NotFound from Get and Delete for an absent key; Corruption
+// naming the file and block for a page or overflow block that fails verification (checksum,
+// block number, layout, or disagreement with its parent); NoSpace, IOError and Busy as the
+// source, device and cache return them. A failed Put or Delete leaves the tree consistent
+// (every change is applied page by page in an order that keeps it valid), though some pages
+// may have been copied.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "blockdev/block_header.h"
+#include "blockdev/status.h"
+#include "index/block_source.h"
+#include "index/node.h"
+#include "index/overflow.h"
+#include "index/page_cache.h"
+
+namespace vde::index {
+
+struct BTreeOptions {
+  // Values longer than this many bytes are stored out of line. 0 (the default) and anything
+  // larger mean MaxInlineValueSize(block_size). Only affects new puts; each entry records
+  // where its value lives, so a tree may be reopened with a different setting.
+  uint32_t max_inline_value = 0;
+};
+
+struct IteratorOptions {
+  // Keys >= lower_bound and < upper_bound; an empty string means unbounded.
+  std::string lower_bound;
+  std::string upper_bound;
+};
+
+struct BTreeStats {
+  uint64_t entries = 0;
+  uint32_t height = 0;                    // levels, 1 for a lone root leaf
+  std::vector<uint64_t> pages_per_level;  // [0] = leaves, [height - 1] = the root
+  double fill_factor = 0;                 // mean over pages of compacted bytes / block size
+  uint64_t overflow_values = 0;
+  uint64_t overflow_blocks = 0;
+};
+
+struct VerifyOptions {
+  // Also read every out-of-line value and verify each of its blocks.
+  bool read_values = false;
+  // Called for every block the tree owns: each page (count 1, kBTreeLeaf or kBTreeInner) and
+  // each overflow extent (kOverflow). Lets fsck account for allocated blocks.
+  std::function<void(uint64_t first, uint32_t count, BlockType type)> on_blocks;
+};
+
+class BTree {
+ public:
+  class Iterator;
+
+  // A new empty tree (one root leaf, allocated from `source`).
+  static Result<std::unique_ptr<BTree>> Create(PageCache* cache, BlockSource* source,
+                                               const BTreeOptions& options = {});
+  // The tree whose root page is `root` (a root() recorded by a checkpoint).
+  static Result<std::unique_ptr<BTree>> Open(PageCache* cache, BlockSource* source, uint64_t root,
+                                             const BTreeOptions& options = {});
+  ~BTree();
+  BTree(const BTree&) = delete;
+  BTree& operator=(const BTree&) = delete;
+
+  // Stores the value of `key` in *value; NotFound when absent.
+  Status Get(std::string_view key, std::string* value) const;
+  // Inserts or replaces.
+  Status Put(std::string_view key, std::string_view value);
+  // NotFound when absent.
+  Status Delete(std::string_view key);
+
+  // An iterator, not yet positioned.
+  std::unique_ptr<Iterator> NewIterator(IteratorOptions options = {}) const;
+
+  // Walks the whole tree (reads every page).
+  Result<BTreeStats> GetStats() const;
+  // Walks the whole tree checking every page and every parent/child agreement (levels, fences),
+  // and reports the tree's blocks through options.on_blocks.
+  Status Verify(const VerifyOptions& options = {}) const;
+
+  // Frees every page and out-of-line value. The tree is unusable afterwards (InvalidArgument).
+  Status Destroy();
+
+  // PageCache::FlushAll() while holding this tree's lock exclusively.
+  Status FlushAll();
+
+  // The root page's block number. Changes when the root is copied, split or collapsed.
+  uint64_t root() const { return root_.load(std::memory_order_acquire); }
+  uint32_t height() const { return height_.load(std::memory_order_acquire); }
+  uint32_t max_key_size() const { return MaxKeySize(block_size_); }
+  uint32_t max_inline_value() const { return max_inline_; }
+  static constexpr uint64_t max_value_size() { return kMaxValueSize; }
+
+ private:
+  using SharedGuard = PageCache::SharedGuard;
+  using ExclusiveGuard = PageCache::ExclusiveGuard;
+
+  // One step of a root-to-leaf path: the page, the child slot taken in it, its generation.
+  struct PathStep {
+    uint64_t page = 0;
+    uint32_t slot = 0;
+    uint64_t generation = 0;
+  };
+  struct Path {
+    std::array<PathStep, kMaxLevels> steps;
+    uint32_t depth = 0;
+  };
+  enum class Descent { kLowerBound, kUpperBound, kRightmost };
+  struct SplitPlan {
+    uint32_t pos = 0;       // leaf: first slot of the right half; inner: the promoted slot
+    std::string separator;  // full key
+  };
+
+  BTree(PageCache* cache, BlockSource* source, const BTreeOptions& options, uint64_t root,
+        uint32_t height);
+
+  Status CheckUsable() const;
+  Status CheckKey(std::string_view key) const;
+  Result<SharedGuard> PinShared(uint64_t page) const;
+  Result<ExclusiveGuard> PinExclusive(uint64_t page) const;
+  Status CheckChildPointer(uint64_t parent, uint64_t child) const;
+  Status CheckChild(const Node& parent, uint64_t parent_id, uint32_t slot, const Node& child,
+                    uint64_t child_id) const;
+  Status CheckRoot(const Node& root, uint64_t id) const;
+  Status Corrupt(uint64_t block, const std::string& what) const;
+
+  Result<SharedGuard> DescendShared(std::string_view key, Descent how) const;
+  Result<ExclusiveGuard> DescendExclusive(std::string_view key, Path* path);
+  Status GetLocked(std::string_view key, std::string* value) const;
+
+  Result<uint64_t> RelocatePage(ExclusiveGuard& page);
+  Result<ExclusiveGuard> MakeWritable(Path* path, ExclusiveGuard leaf);
+  Status PutPayload(std::string_view key, std::string_view payload, uint8_t flags);
+  Status PlanSplit(const Node& node, uint64_t id, std::string_view key, SplitPlan* plan) const;
+  void BuildSplit(const Node& node, const SplitPlan& plan, std::byte* left, std::byte* right);
+  Status SplitNode(Path* path, uint32_t index, std::string_view key);
+  bool MergeFits(const Node& a, const Node& b, std::string_view separator) const;
+  Status Rebalance(Path* path);
+  Status CollapseRoot();
+  bool Underfull(const Node& n) const;
+
+  Status DestroySubtree(uint64_t page, uint32_t level);
+  // Depth-first walk with parent/child checks; `visit` sees every page, pinned shared.
+  using PageVisitor = std::function<Status(const Node& node, uint64_t page)>;
+  Status Walk(const PageVisitor& visit) const;
+  Status WalkSubtree(const Node& parent, uint64_t parent_id, uint32_t slot,
+                     const PageVisitor& visit) const;
+
+  PageCache* const cache_;
+  BlockSource* const source_;
+  const uint32_t block_size_;
+  const uint32_t max_inline_;
+  std::atomic<uint64_t> root_;
+  std::atomic<uint32_t> height_;
+  bool destroyed_ = false;
+  // Bumped by every change; an iterator whose leaf copy is older re-seeks.
+  std::atomic<uint64_t> modifications_{0};
+  mutable std::shared_mutex mu_;
+  // Three block-sized buffers for building split and merged nodes and compacting (writers).
+  std::unique_ptr<std::byte[]> scratch_;
+
+  friend class Iterator;
+};
+
+// Positions over the tree's keys in order, within IteratorOptions' bounds. Not a snapshot:
+// after a change to the tree, Next and Prev continue from the current key.
+class BTree::Iterator {
+ public:
+  bool Valid() const { return valid_ && status_.ok(); }
+  void SeekToFirst();
+  void SeekToLast();
+  // The first key >= key.
+  void Seek(std::string_view key);
+  // The last key <= key.
+  void SeekForPrev(std::string_view key);
+  // REQUIRES: Valid().
+  void Next();
+  void Prev();
+  // REQUIRES: Valid(). Views stay good until the iterator moves.
+  std::string_view key() const { return key_; }
+  // Reads an out-of-line value on first use; on failure returns an empty view and sets
+  // status() (which makes the iterator invalid).
+  std::string_view value() const;
+  // OK unless positioning or value() failed (not-found positions are OK and !Valid()).
+  Status status() const { return status_; }
+
+ private:
+  friend class BTree;
+  Iterator(const BTree* tree, IteratorOptions options);
+
+  void Finish(Status s);
+  Status AtOrAfter(std::string_view key, bool strict);
+  Status AtOrBefore(std::string_view key, bool strict);
+  Status AtLast();
+  Status NextLeaf();
+  Status PrevLeaf();
+  void CopyLeaf(const SharedGuard& leaf);
+  Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
+
+  const BTree* tree_;
+  IteratorOptions options_;
+  std::unique_ptr<std::byte[]> leaf_;  // a copy of the current leaf page
+  uint64_t leaf_version_ = 0;          // tree modifications_ when copied
+  uint32_t slot_ = 0;
+  bool valid_ = false;
+  std::string key_;
+  mutable Status status_;
+  mutable bool value_loaded_ = false;
+  mutable std::string value_;
+};
+
+}  // namespace vde::index

@@ -1,0 +1,688 @@
+#include "index/page_cache.h"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cassert>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+
+#include "blockdev/block_header.h"
+
+namespace vde::index {
+
+namespace {
+
+// Dirty pages written per WriteBatch call, and the most frames one eviction round takes.
+constexpr size_t kWriteBatch = 64;
+constexpr size_t kMaxEvictBatch = 64;
+// How long a miss waits for another thread to unpin a frame before it returns Busy.
+constexpr std::chrono::milliseconds kBusyWait{20};
+
+void Backoff(int round) {
+  if (round < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+// ---- FrameLatch ----
+
+bool FrameLatch::TryLockShared() {
+  uint64_t w = word_.load(std::memory_order_acquire);
+  uint64_t s = StateOf(w);
+  if (s >= kMaxShared) return false;  // locked, evicted or saturated
+  return word_.compare_exchange_strong(w, w + 1, std::memory_order_acquire);
+}
+
+bool FrameLatch::TryLockExclusive() {
+  uint64_t w = word_.load(std::memory_order_acquire);
+  if (StateOf(w) != kUnlocked) return false;
+  return word_.compare_exchange_strong(w, (w & ~uint64_t{0xFF}) | kLocked,
+                                       std::memory_order_acquire);
+}
+
+void FrameLatch::LockShared() {
+  for (int i = 0; !TryLockShared(); i++) Backoff(i);
+}
+
+void FrameLatch::LockExclusive() {
+  for (int i = 0; !TryLockExclusive(); i++) Backoff(i);
+}
+
+void FrameLatch::UnlockShared() {
+  assert(StateOf(Load()) >= 1 && StateOf(Load()) <= kMaxShared);
+  word_.fetch_sub(1, std::memory_order_release);
+}
+
+void FrameLatch::UnlockExclusive() {
+  uint64_t w = word_.load(std::memory_order_relaxed);
+  assert(StateOf(w) == kLocked);
+  word_.store(((VersionOf(w) + 1) << 8) | kUnlocked, std::memory_order_release);
+}
+
+void FrameLatch::DowngradeToShared() {
+  uint64_t w = word_.load(std::memory_order_relaxed);
+  assert(StateOf(w) == kLocked);
+  word_.store(((VersionOf(w) + 1) << 8) | 1, std::memory_order_release);
+}
+
+void FrameLatch::MarkEvicted() {
+  uint64_t w = word_.load(std::memory_order_relaxed);
+  word_.store(((VersionOf(w) + 1) << 8) | kEvicted, std::memory_order_release);
+}
+
+void FrameLatch::ResetUnlockedExclusive() {
+  uint64_t w = word_.load(std::memory_order_relaxed);
+  word_.store(((VersionOf(w) + 1) << 8) | kLocked, std::memory_order_release);
+}
+
+// ---- PageTable ----
+
+PageCache::PageTable::PageTable(uint32_t capacity_pow2)
+    : slots_(capacity_pow2), mask_(capacity_pow2 - 1) {}
+
+size_t PageCache::PageTable::Home(uint64_t page) const {
+  uint64_t h = page;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return static_cast<size_t>(h) & mask_;
+}
+
+uint32_t PageCache::PageTable::Find(uint64_t page) const {
+  for (size_t i = Home(page);; i = (i + 1) & mask_) {
+    if (slots_[i].page == page) return slots_[i].frame;
+    if (slots_[i].page == kNoPage) return kNone;
+  }
+}
+
+void PageCache::PageTable::Insert(uint64_t page, uint32_t frame) {
+  size_t i = Home(page);
+  while (slots_[i].page != kNoPage) {
+    assert(slots_[i].page != page);
+    i = (i + 1) & mask_;
+  }
+  slots_[i] = Slot{page, frame};
+}
+
+void PageCache::PageTable::Erase(uint64_t page) {
+  size_t i = Home(page);
+  while (slots_[i].page != page) {
+    if (slots_[i].page == kNoPage) return;
+    i = (i + 1) & mask_;
+  }
+  // Backward-shift deletion: no tombstones, so lookups never degrade.
+  for (size_t j = (i + 1) & mask_; slots_[j].page != kNoPage; j = (j + 1) & mask_) {
+    size_t k = Home(slots_[j].page);
+    bool stays = (i < j) ? (k > i && k <= j) : (k > i || k <= j);
+    if (!stays) {
+      slots_[i] = slots_[j];
+      i = j;
+    }
+  }
+  slots_[i] = Slot{};
+}
+
+// ---- Guards ----
+
+PageCache::SharedGuard& PageCache::SharedGuard::operator=(SharedGuard&& o) noexcept {
+  if (this != &o) {
+    Release();
+    cache_ = std::exchange(o.cache_, nullptr);
+    frame_ = std::exchange(o.frame_, nullptr);
+  }
+  return *this;
+}
+
+uint64_t PageCache::SharedGuard::page_id() const {
+  return frame_->page.load(std::memory_order_relaxed);
+}
+
+std::span<const std::byte> PageCache::SharedGuard::data() const {
+  return cache_->FrameData(frame_);
+}
+
+void PageCache::SharedGuard::Release() {
+  if (frame_ == nullptr) return;
+  frame_->latch.UnlockShared();
+  cache_->Unpin(frame_);
+  frame_ = nullptr;
+  cache_ = nullptr;
+}
+
+PageCache::ExclusiveGuard& PageCache::ExclusiveGuard::operator=(ExclusiveGuard&& o) noexcept {
+  if (this != &o) {
+    Release();
+    cache_ = std::exchange(o.cache_, nullptr);
+    frame_ = std::exchange(o.frame_, nullptr);
+  }
+  return *this;
+}
+
+uint64_t PageCache::ExclusiveGuard::page_id() const {
+  return frame_->page.load(std::memory_order_relaxed);
+}
+
+std::span<std::byte> PageCache::ExclusiveGuard::data() const {
+  return cache_->FrameData(frame_);
+}
+
+void PageCache::ExclusiveGuard::MarkDirty() {
+  frame_->dirty.store(true, std::memory_order_release);
+}
+
+void PageCache::ExclusiveGuard::Release() {
+  if (frame_ == nullptr) return;
+  frame_->latch.UnlockExclusive();
+  cache_->Unpin(frame_);
+  frame_ = nullptr;
+  cache_ = nullptr;
+}
+
+// ---- PageCache ----
+
+uint64_t PageCache::BudgetFor(uint32_t frames, uint32_t block_size) {
+  // The page table holds at most 4 slots per frame (capacity: the power of two >= 2 frames).
+  return uint64_t{frames} * (block_size + sizeof(Frame) + 4 * PageTable::kSlotBytes);
+}
+
+Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* device,
+                                                     const PageCacheOptions& options) {
+  const uint64_t bs = device->block_size();
+  const uint64_t per_frame = BudgetFor(1, device->block_size());
+  uint64_t n = options.budget_bytes / per_frame;
+  if (n < kMinFrames) {
+    return Status::InvalidArgument(
+        device->path() + ": page cache budget of " + std::to_string(options.budget_bytes) +
+        " bytes holds " + std::to_string(n) + " frames of " + std::to_string(bs) +
+        " bytes; at least " + std::to_string(kMinFrames) + " are needed");
+  }
+  n = std::min<uint64_t>(n, uint64_t{1} << 30);
+  uint64_t capacity = std::bit_ceil(2 * n);
+  std::unique_ptr<PageCache> cache;
+  try {
+    cache.reset(new PageCache(device, static_cast<uint32_t>(n), static_cast<uint32_t>(capacity)));
+  } catch (const std::bad_alloc&) {
+    return Status::NoSpace(device->path() + ": cannot allocate a page cache of " +
+                           std::to_string(options.budget_bytes) + " bytes");
+  }
+  cache->memory_bytes_ = n * bs + n * sizeof(Frame) + capacity * PageTable::kSlotBytes;
+  assert(cache->memory_bytes_ <= options.budget_bytes);
+  if (options.register_memory) VDE_RETURN_IF_ERROR(device->RegisterMemory(cache->buffer_.span()));
+  return cache;
+}
+
+PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity)
+    : device_(device),
+      block_size_(device->block_size()),
+      frame_count_(frame_count),
+      buffer_(static_cast<size_t>(frame_count) * device->block_size(),
+              std::max<size_t>(device->alignment(), 64)),
+      base_(buffer_.data()),
+      frames_(new Frame[frame_count]),
+      table_(table_capacity) {
+  for (uint32_t i = 0; i < frame_count_; i++) {
+    frames_[i].index = i;
+    free_.push_back(frames_[i]);
+  }
+}
+
+PageCache::~PageCache() {
+  ring_.clear();
+  free_.clear();
+}
+
+void PageCache::Unpin(Frame* f) {
+  if (f->pins.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (f->page.load(std::memory_order_acquire) != kNoPage) return;
+  // The last pin of a discarded (or failed) frame returns it to the free list. Nobody can pin
+  // it meanwhile: it is in neither the page table nor the free list.
+  std::lock_guard lk(mu_);
+  if (f->pins.load(std::memory_order_relaxed) == 0 && !f->hook.is_linked()) {
+    f->latch.MarkEvicted();
+    free_.push_back(*f);
+  }
+}
+
+Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& lk) {
+  const size_t batch_limit = std::clamp<size_t>(frame_count_ / 8, 1, kMaxEvictBatch);
+  std::chrono::steady_clock::time_point busy_since{};
+  for (int round = 0;; round++) {
+    if (!free_.empty()) {
+      Frame& f = free_.front();
+      free_.pop_front();
+      f.pins.store(1, std::memory_order_relaxed);
+      f.dirty.store(false, std::memory_order_relaxed);
+      f.referenced = true;
+      f.latch.ResetUnlockedExclusive();
+      return &f;
+    }
+    // CLOCK: sweep from the hand (the ring's front), giving referenced frames a second chance.
+    std::array<Frame*, kMaxEvictBatch> victims;
+    size_t n = 0;
+    for (size_t steps = 2 * ring_.size(); steps > 0 && n < batch_limit; steps--) {
+      Frame& f = ring_.front();
+      ring_.pop_front();
+      ring_.push_back(f);
+      if (f.pins.load(std::memory_order_relaxed) != 0) continue;
+      if (f.referenced) {
+        f.referenced = false;
+        continue;
+      }
+      f.pins.store(1, std::memory_order_relaxed);  // claimed: nobody else evicts it
+      victims[n++] = &f;
+    }
+    if (n == 0) {
+      // Every frame is pinned. Frames other threads are writing back come free soon; pins
+      // held by other threads' operations usually do too, so retry a while before Busy.
+      if (evictors_ == 0) {
+        auto now = std::chrono::steady_clock::now();
+        if (busy_since == std::chrono::steady_clock::time_point{}) busy_since = now;
+        if (now - busy_since >= kBusyWait) {
+          return Status::Busy(device_->path() + ": page cache: all " +
+                              std::to_string(frame_count_) + " frames are pinned");
+        }
+      }
+      lk.unlock();
+      Backoff(round);
+      lk.lock();
+      continue;
+    }
+    evictors_++;
+    lk.unlock();
+
+    // Write the dirty victims back together. A victim latched by someone who pinned it since
+    // is skipped (it will not be evicted: its pin count or CLOCK bit says it is in use).
+    std::array<Frame*, kMaxEvictBatch> dirty;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+      Frame* f = victims[i];
+      if (!f->dirty.load(std::memory_order_acquire) || !f->latch.TryLockShared()) continue;
+      if (f->io_busy.exchange(true, std::memory_order_acquire)) {
+        f->latch.UnlockShared();
+        continue;
+      }
+      dirty[m++] = f;
+    }
+    Status write_status = m > 0 ? WriteBack({dirty.data(), m}) : Status::OK();
+    for (size_t i = 0; i < m; i++) {
+      dirty[i]->io_busy.store(false, std::memory_order_release);
+      dirty[i]->latch.UnlockShared();
+    }
+
+    lk.lock();
+    evictors_--;
+    size_t freed = 0;
+    for (size_t i = 0; i < n; i++) {
+      Frame* f = victims[i];
+      uint32_t left = f->pins.fetch_sub(1, std::memory_order_acq_rel) - 1;
+      if (left != 0) continue;
+      if (f->page.load(std::memory_order_relaxed) == kNoPage) {
+        // Discarded by another thread while we held the claim: it is ours to free.
+        if (!f->hook.is_linked()) {
+          f->latch.MarkEvicted();
+          free_.push_back(*f);
+          freed++;
+        }
+        continue;
+      }
+      if (f->referenced || f->dirty.load(std::memory_order_acquire)) continue;
+      table_.Erase(f->page.load(std::memory_order_relaxed));
+      ring_.erase(ring_.iterator_to(*f));
+      f->page.store(kNoPage, std::memory_order_relaxed);
+      f->latch.MarkEvicted();
+      free_.push_back(*f);
+      freed++;
+      counters_.evictions.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (freed == 0 && !write_status.ok()) return write_status;
+  }
+}
+
+Status PageCache::WriteBack(std::span<Frame*> frames) {
+  std::sort(frames.begin(), frames.end(), [](const Frame* a, const Frame* b) {
+    return a->page.load(std::memory_order_relaxed) < b->page.load(std::memory_order_relaxed);
+  });
+  Status first;
+  for (size_t base = 0; base < frames.size(); base += kWriteBatch) {
+    size_t n = std::min(kWriteBatch, frames.size() - base);
+    std::array<blockdev::WriteRequest, kWriteBatch> reqs;
+    size_t m = 0;
+    std::array<Frame*, kWriteBatch> sent;
+    for (size_t i = 0; i < n; i++) {
+      Frame* f = frames[base + i];
+      std::span<std::byte> data = FrameData(f);
+      uint64_t page = f->page.load(std::memory_order_relaxed);
+      BlockHeader h = DecodeBlockHeader(data);
+      if (h.block != page) {
+        // The owner forgot to stamp a relocated page: writing it would plant a block that
+        // fails verification. Keep it dirty and report.
+        if (first.ok()) {
+          first = Status::Corruption("block " + std::to_string(page) + " of " + device_->path() +
+                                     ": cached page names block " + std::to_string(h.block) +
+                                     "; not written back");
+        }
+        continue;
+      }
+      PutU64(data.data(), ComputeBlockChecksum(data));
+      reqs[m] = blockdev::WriteRequest{page, 1, data.data(), Status::OK()};
+      sent[m++] = f;
+    }
+    if (m == 0) continue;
+    Status s = device_->WriteBatch({reqs.data(), m});
+    counters_.write_batches.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < m; i++) {
+      if (reqs[i].status.ok()) {
+        sent[i]->dirty.store(false, std::memory_order_release);
+        counters_.pages_written.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+Status PageCache::LoadFrame(Frame* f, uint64_t page, PageCheck check) {
+  std::span<std::byte> data = FrameData(f);
+  VDE_RETURN_IF_ERROR(VerifyBlock(data, page, BlockType::kFree, device_->path()));
+  if (check != nullptr) VDE_RETURN_IF_ERROR(check(data, page, device_->path()));
+  f->checked.store(check, std::memory_order_release);
+  return Status::OK();
+}
+
+void PageCache::FailLoad(Frame* f) {
+  {
+    std::lock_guard lk(mu_);
+    table_.Erase(f->page.load(std::memory_order_relaxed));
+    ring_.erase(ring_.iterator_to(*f));
+    f->page.store(kNoPage, std::memory_order_release);
+  }
+  f->latch.UnlockExclusive();
+  Unpin(f);
+}
+
+Result<PageCache::Frame*> PageCache::Fix(uint64_t page, bool exclusive, PageCheck check) {
+  if (page == kNoPage) {
+    return Status::InvalidArgument(device_->path() + ": pin of the invalid page id");
+  }
+  std::unique_lock lk(mu_);
+  for (;;) {
+    uint32_t idx = table_.Find(page);
+    if (idx != PageTable::kNone) {
+      Frame* f = &frames_[idx];
+      f->pins.fetch_add(1, std::memory_order_relaxed);
+      f->referenced = true;
+      lk.unlock();
+      if (exclusive) {
+        f->latch.LockExclusive();
+      } else {
+        f->latch.LockShared();
+      }
+      if (f->page.load(std::memory_order_acquire) == page) {
+        counters_.hits.fetch_add(1, std::memory_order_relaxed);
+        if (check != nullptr && f->checked.load(std::memory_order_acquire) != check) {
+          Status s = check(FrameData(f), page, device_->path());
+          if (!s.ok()) {
+            if (exclusive) {
+              f->latch.UnlockExclusive();
+            } else {
+              f->latch.UnlockShared();
+            }
+            Unpin(f);
+            return s;
+          }
+          f->checked.store(check, std::memory_order_release);
+        }
+        return f;
+      }
+      // Its load failed or it was discarded while we waited: look again.
+      if (exclusive) {
+        f->latch.UnlockExclusive();
+      } else {
+        f->latch.UnlockShared();
+      }
+      Unpin(f);
+      lk.lock();
+      continue;
+    }
+    VDE_ASSIGN_OR_RETURN(Frame * f, AcquireFrame(lk));
+    if (table_.Find(page) != PageTable::kNone) {  // loaded by another thread meanwhile
+      f->pins.store(0, std::memory_order_relaxed);
+      f->latch.MarkEvicted();
+      free_.push_front(*f);
+      continue;
+    }
+    f->page.store(page, std::memory_order_release);
+    table_.Insert(page, f->index);
+    ring_.push_back(*f);
+    lk.unlock();
+    counters_.misses.fetch_add(1, std::memory_order_relaxed);
+    counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
+    Status s = device_->Read(page, 1, FrameData(f));
+    if (s.ok()) {
+      counters_.pages_read.fetch_add(1, std::memory_order_relaxed);
+      s = LoadFrame(f, page, check);
+    }
+    if (!s.ok()) {
+      FailLoad(f);
+      return s;
+    }
+    if (!exclusive) f->latch.DowngradeToShared();
+    return f;
+  }
+}
+
+Result<PageCache::SharedGuard> PageCache::PinShared(uint64_t page, PageCheck check) {
+  VDE_ASSIGN_OR_RETURN(Frame * f, Fix(page, false, check));
+  return SharedGuard(this, f);
+}
+
+Result<PageCache::ExclusiveGuard> PageCache::PinExclusive(uint64_t page, PageCheck check) {
+  VDE_ASSIGN_OR_RETURN(Frame * f, Fix(page, true, check));
+  return ExclusiveGuard(this, f);
+}
+
+Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    if (page == kNoPage || table_.Find(page) != PageTable::kNone) {
+      return Status::InvalidArgument("block " + std::to_string(page) + " of " + device_->path() +
+                                     ": new page is already cached");
+    }
+    VDE_ASSIGN_OR_RETURN(Frame * f, AcquireFrame(lk));
+    if (table_.Find(page) != PageTable::kNone) {
+      f->pins.store(0, std::memory_order_relaxed);
+      f->latch.MarkEvicted();
+      free_.push_front(*f);
+      continue;
+    }
+    f->page.store(page, std::memory_order_release);
+    f->dirty.store(true, std::memory_order_release);
+    f->checked.store(nullptr, std::memory_order_release);
+    table_.Insert(page, f->index);
+    ring_.push_back(*f);
+    lk.unlock();
+    std::span<std::byte> data = FrameData(f);
+    std::memset(data.data(), 0, data.size());
+    return ExclusiveGuard(this, f);
+  }
+}
+
+Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
+  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
+  std::vector<Frame*> loading;
+  {
+    std::unique_lock lk(mu_);
+    for (uint64_t page : pages) {
+      if (loading.size() == limit) break;
+      if (page == kNoPage || table_.Find(page) != PageTable::kNone) continue;
+      Result<Frame*> r = AcquireFrame(lk);
+      if (!r.has_value()) break;  // advisory: stop when no frame comes free
+      Frame* f = *r;
+      if (table_.Find(page) != PageTable::kNone) {
+        f->pins.store(0, std::memory_order_relaxed);
+        f->latch.MarkEvicted();
+        free_.push_front(*f);
+        continue;
+      }
+      f->page.store(page, std::memory_order_release);
+      table_.Insert(page, f->index);
+      ring_.push_back(*f);
+      loading.push_back(f);
+    }
+  }
+  if (loading.empty()) return Status::OK();
+  std::vector<blockdev::ReadRequest> reqs(loading.size());
+  for (size_t i = 0; i < loading.size(); i++) {
+    reqs[i].block = loading[i]->page.load(std::memory_order_relaxed);
+    reqs[i].buf = FrameData(loading[i]).data();
+  }
+  counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
+  (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
+  Status first;
+  for (size_t i = 0; i < loading.size(); i++) {
+    Frame* f = loading[i];
+    Status s = reqs[i].status;
+    if (s.ok()) {
+      counters_.pages_read.fetch_add(1, std::memory_order_relaxed);
+      s = LoadFrame(f, reqs[i].block, check);
+    }
+    if (s.ok()) {
+      f->latch.UnlockExclusive();
+      Unpin(f);
+    } else {
+      FailLoad(f);
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
+
+Status PageCache::Relocate(ExclusiveGuard& guard, uint64_t new_page) {
+  assert(guard.valid() && guard.cache_ == this);
+  Frame* f = guard.frame_;
+  std::lock_guard lk(mu_);
+  if (new_page == kNoPage || table_.Find(new_page) != PageTable::kNone) {
+    return Status::InvalidArgument("block " + std::to_string(new_page) + " of " + device_->path() +
+                                   ": relocation target is already cached");
+  }
+  table_.Erase(f->page.load(std::memory_order_relaxed));
+  table_.Insert(new_page, f->index);
+  f->page.store(new_page, std::memory_order_release);
+  f->dirty.store(true, std::memory_order_release);
+  return Status::OK();
+}
+
+void PageCache::Discard(ExclusiveGuard& guard) {
+  assert(guard.valid() && guard.cache_ == this);
+  Frame* f = std::exchange(guard.frame_, nullptr);
+  guard.cache_ = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    table_.Erase(f->page.load(std::memory_order_relaxed));
+    ring_.erase(ring_.iterator_to(*f));
+    f->page.store(kNoPage, std::memory_order_release);
+    f->dirty.store(false, std::memory_order_release);
+  }
+  f->latch.UnlockExclusive();
+  Unpin(f);
+}
+
+Status PageCache::FlushAll() {
+  // Collect the dirty pages' ids, then pin, latch and write them a chunk at a time, so a
+  // flush never holds more than a chunk of frames away from eviction.
+  std::vector<uint64_t> pages;
+  {
+    std::lock_guard lk(mu_);
+    for (Frame& f : ring_) {
+      if (f.dirty.load(std::memory_order_acquire)) {
+        pages.push_back(f.page.load(std::memory_order_relaxed));
+      }
+    }
+  }
+  std::sort(pages.begin(), pages.end());
+  const size_t chunk = std::clamp<size_t>(frame_count_ / 2, 1, kWriteBatch);
+  Status first;
+  std::vector<Frame*> pinned, batch, waiting;
+  for (size_t base = 0; base < pages.size(); base += chunk) {
+    pinned.clear();
+    {
+      std::lock_guard lk(mu_);
+      for (size_t i = base; i < std::min(pages.size(), base + chunk); i++) {
+        uint32_t idx = table_.Find(pages[i]);
+        if (idx == PageTable::kNone) continue;  // evicted (so written) or discarded since
+        Frame* f = &frames_[idx];
+        if (!f->dirty.load(std::memory_order_acquire)) continue;
+        f->pins.fetch_add(1, std::memory_order_relaxed);
+        pinned.push_back(f);
+      }
+    }
+    for (int round = 0; !pinned.empty(); round++) {
+      batch.clear();
+      waiting.clear();
+      for (Frame* f : pinned) {
+        if (!f->dirty.load(std::memory_order_acquire)) {
+          Unpin(f);
+        } else if (!f->latch.TryLockShared()) {
+          waiting.push_back(f);  // a writer holds it
+        } else if (f->io_busy.exchange(true, std::memory_order_acquire)) {
+          f->latch.UnlockShared();  // an evictor is writing it
+          waiting.push_back(f);
+        } else if (!f->dirty.load(std::memory_order_acquire)) {
+          f->io_busy.store(false, std::memory_order_release);
+          f->latch.UnlockShared();
+          Unpin(f);
+        } else {
+          batch.push_back(f);
+        }
+      }
+      if (!batch.empty()) {
+        Status s = WriteBack(batch);
+        if (!s.ok() && first.ok()) first = s;
+        for (Frame* f : batch) {
+          f->io_busy.store(false, std::memory_order_release);
+          f->latch.UnlockShared();
+          Unpin(f);  // written, or failed: a failed page is reported, not retried
+        }
+      } else if (!waiting.empty()) {
+        // Wait for the first busy page while holding no latch ourselves.
+        waiting.front()->latch.LockShared();
+        waiting.front()->latch.UnlockShared();
+        Backoff(round);
+      }
+      pinned.swap(waiting);
+    }
+  }
+  return first;
+}
+
+PageCacheStats PageCache::stats() const {
+  PageCacheStats s;
+  auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  s.hits = ld(counters_.hits);
+  s.misses = ld(counters_.misses);
+  s.pages_read = ld(counters_.pages_read);
+  s.pages_written = ld(counters_.pages_written);
+  s.evictions = ld(counters_.evictions);
+  s.write_batches = ld(counters_.write_batches);
+  s.read_batches = ld(counters_.read_batches);
+  s.frames = frame_count_;
+  s.memory_bytes = memory_bytes_;
+  std::lock_guard lk(mu_);
+  s.resident = static_cast<uint32_t>(ring_.size());
+  for (const Frame& f : ring_) {
+    if (f.dirty.load(std::memory_order_relaxed)) s.dirty++;
+  }
+  return s;
+}
+
+}  // namespace vde::index

@@ -1,0 +1,288 @@
+// PageCache: the buffer pool between the B+trees and a BlockDevice.
+//
+// A fixed set of frames (one block each) is allocated once, aligned to the device's alignment,
+// and registered with the device (BlockDevice::RegisterMemory), so a page read lands in its
+// frame with no copy (READ_FIXED on io_uring). A page table (open addressing, sized up front)
+// maps a page id -- the block number -- to its frame. Nothing is allocated per access: frame
+// count and page table size follow from PageCacheOptions::budget_bytes, and memory_bytes()
+// (frames + frame descriptors + page table) never exceeds the budget.
+//
+// Pages are pinned through move-only RAII guards: SharedGuard (many readers) or ExclusiveGuard
+// (one writer). A moved-from guard is reset. A pinned page is never evicted. Eviction is CLOCK
+// (second chance) over a Boost.Intrusive ring of resident frames; a miss that finds no free
+// frame evicts a batch and writes its dirty pages back with one WriteBatch. Every page read
+// from the device is checked with VerifyBlock (checksum and its own block number) and then by
+// the caller's PageCheck (for B+tree nodes: slot counts, offsets, lengths), which also runs when
+// a resident page is pinned with a check it has not passed yet; on write-back the checksum is
+// recomputed (the header's type, block and generation fields belong to the caller).
+//
+// Each frame carries one atomic state word, vmcache-style: the low 8 bits are the latch state
+// (unlocked, 1..252 shared holders, locked exclusively, evicted) and the high 56 bits a version
+// bumped on every exclusive unlock and on eviction, so optimistic (validate-after-read) latching
+// can be added without changing the frame layout.
+//
+// Thread safety: every method may be called from any number of threads at once. One mutex
+// guards the page table and the CLOCK ring (held only for table and list operations, never
+// across I/O); the latches are per frame. A thread must not pin a page it holds exclusively, nor
+// pin exclusively a page it holds, and must hold no guard when calling FlushAll (write-back
+// waits for exclusive holders to finish).
+//
+// Ownership: the device must be alive whenever the cache is used; the cache must outlive every
+// guard. With PageCacheOptions::register_memory (the default) the frames are registered with the
+// device, and a registered region must outlive the device: destroy the device before the cache.
+// The cache does not write back dirty pages on destruction: call FlushAll first (vde's
+// checkpoint does).
+//
+// Errors: pins return the device's error for a failed read, Corruption ("block B of <path>:
+// ...") for a page that fails verification, Busy when every frame stays pinned (for 20 ms),
+// and the write-back error when a dirty victim cannot be written. Create returns InvalidArgument
+// for a budget below kMinFrames frames.
+#pragma once
+
+#include <atomic>
+#include <boost/intrusive/list.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "blockdev/aligned_buffer.h"
+#include "blockdev/block_device.h"
+#include "blockdev/status.h"
+
+namespace vde::index {
+
+inline constexpr uint64_t kNoPage = ~uint64_t{0};
+
+struct PageCacheOptions {
+  // Memory for frames, frame descriptors and the page table together, in bytes.
+  uint64_t budget_bytes = 64ull << 20;
+  // Register the frames with the device (BlockDevice::RegisterMemory: io_uring fixed buffers).
+  // A registered region must outlive the device, so with this set the device must be destroyed
+  // before the cache (or never do I/O again), and no second cache may be created on the same
+  // device while it lives. Turn it off to create caches on a device that outlives them.
+  bool register_memory = true;
+};
+
+struct PageCacheStats {
+  uint64_t hits = 0;           // pins of a resident page
+  uint64_t misses = 0;         // pins that had to read the page
+  uint64_t pages_read = 0;     // pages read from the device (misses and prefetches)
+  uint64_t pages_written = 0;  // dirty pages written back (eviction and FlushAll)
+  uint64_t evictions = 0;      // resident pages dropped to make room
+  uint64_t write_batches = 0;  // WriteBatch calls made for write-back
+  uint64_t read_batches = 0;   // Read/ReadBatch calls made for misses and prefetches
+  uint32_t frames = 0;         // frame count (fixed)
+  uint32_t resident = 0;       // frames holding a page now
+  uint32_t dirty = 0;          // resident pages not yet written back
+  uint64_t memory_bytes = 0;   // frames + descriptors + page table (fixed, <= budget)
+};
+
+// Checks a page's layout before a caller sees it: once when the page is read from the device
+// (after VerifyBlock passed), and again when a caller pins a resident page with a different
+// check than the one it last passed (so a page cached by one kind of user is never handed
+// unchecked to another, whatever a corrupt pointer says). Must not modify the page. Returns
+// Corruption naming `path` and `page` to reject it.
+using PageCheck = Status (*)(std::span<const std::byte> page, uint64_t page_id,
+                             std::string_view path);
+
+// The per-frame state word (see the file comment).
+class FrameLatch {
+ public:
+  static constexpr uint64_t kUnlocked = 0;
+  static constexpr uint64_t kMaxShared = 252;
+  static constexpr uint64_t kLocked = 253;
+  static constexpr uint64_t kEvicted = 255;
+
+  static uint64_t StateOf(uint64_t word) { return word & 0xFF; }
+  static uint64_t VersionOf(uint64_t word) { return word >> 8; }
+
+  uint64_t Load() const { return word_.load(std::memory_order_acquire); }
+  bool TryLockShared();
+  bool TryLockExclusive();
+  void LockShared();     // waits
+  void LockExclusive();  // waits
+  void UnlockShared();
+  void UnlockExclusive();         // bumps the version
+  void DowngradeToShared();       // exclusive -> one shared holder, bumps the version
+  void MarkEvicted();             // REQUIRES: no holder; bumps the version
+  void ResetUnlockedExclusive();  // evicted/free -> locked exclusively (frame reuse)
+
+ private:
+  std::atomic<uint64_t> word_{kEvicted};
+};
+
+class PageCache {
+ private:
+  struct Frame;
+
+ public:
+  static constexpr uint32_t kMinFrames = 16;
+
+  // Pins one page for reading. Not copyable; movable (the source is reset).
+  class SharedGuard {
+   public:
+    SharedGuard() = default;
+    SharedGuard(SharedGuard&& o) noexcept
+        : cache_(std::exchange(o.cache_, nullptr)), frame_(std::exchange(o.frame_, nullptr)) {}
+    SharedGuard& operator=(SharedGuard&& o) noexcept;
+    SharedGuard(const SharedGuard&) = delete;
+    SharedGuard& operator=(const SharedGuard&) = delete;
+    ~SharedGuard() { Release(); }
+
+    bool valid() const { return frame_ != nullptr; }
+    uint64_t page_id() const;
+    std::span<const std::byte> data() const;
+    void Release();
+
+   private:
+    friend class PageCache;
+    SharedGuard(PageCache* c, Frame* f) : cache_(c), frame_(f) {}
+    PageCache* cache_ = nullptr;
+    Frame* frame_ = nullptr;
+  };
+
+  // Pins one page for writing. Call MarkDirty after changing the bytes.
+  class ExclusiveGuard {
+   public:
+    ExclusiveGuard() = default;
+    ExclusiveGuard(ExclusiveGuard&& o) noexcept
+        : cache_(std::exchange(o.cache_, nullptr)), frame_(std::exchange(o.frame_, nullptr)) {}
+    ExclusiveGuard& operator=(ExclusiveGuard&& o) noexcept;
+    ExclusiveGuard(const ExclusiveGuard&) = delete;
+    ExclusiveGuard& operator=(const ExclusiveGuard&) = delete;
+    ~ExclusiveGuard() { Release(); }
+
+    bool valid() const { return frame_ != nullptr; }
+    uint64_t page_id() const;
+    std::span<std::byte> data() const;
+    void MarkDirty();
+    void Release();
+
+   private:
+    friend class PageCache;
+    ExclusiveGuard(PageCache* c, Frame* f) : cache_(c), frame_(f) {}
+    PageCache* cache_ = nullptr;
+    Frame* frame_ = nullptr;
+  };
+
+  // A cache over `device` (not owned). InvalidArgument when the budget holds fewer than
+  // kMinFrames frames; the device's error when it refuses to register the frame memory.
+  static Result<std::unique_ptr<PageCache>> Create(blockdev::BlockDevice* device,
+                                                   const PageCacheOptions& options);
+  // The smallest budget that gives `frames` frames of `block_size` bytes.
+  static uint64_t BudgetFor(uint32_t frames, uint32_t block_size);
+  ~PageCache();
+  PageCache(const PageCache&) = delete;
+  PageCache& operator=(const PageCache&) = delete;
+
+  // Pins `page`, reading it (and checking it with VerifyBlock and then `check`, if given) when
+  // it is not resident.
+  Result<SharedGuard> PinShared(uint64_t page, PageCheck check = nullptr);
+  Result<ExclusiveGuard> PinExclusive(uint64_t page, PageCheck check = nullptr);
+  // Pins a page that is new on disk: a zero-filled frame, already dirty, never read.
+  // InvalidArgument if `page` is resident (the caller allocated a block it still caches).
+  Result<ExclusiveGuard> PinNew(uint64_t page);
+
+  // Reads the pages of `pages` that are not resident with one ReadBatch and leaves them
+  // resident and unpinned. Reads at most frames()/4 pages per call; stops early (OK) when no
+  // frame is free. Returns the first read or verification error; failed pages are not cached.
+  Status Prefetch(std::span<const uint64_t> pages, PageCheck check = nullptr);
+
+  // Moves the pinned page to id `new_page` (copy-on-write relocation): the page table entry
+  // changes, the bytes stay, the page becomes dirty. The caller stamps the new block number into
+  // the header. InvalidArgument if `new_page` is resident.
+  Status Relocate(ExclusiveGuard& guard, uint64_t new_page);
+  // Drops the pinned page without writing it back (its block was freed); resets the guard.
+  void Discard(ExclusiveGuard& guard);
+
+  // Writes back every page that is dirty when called, in sorted batches through WriteBatch. No
+  // flush/fsync: the caller (vde's checkpoint) does that. REQUIRES: the calling thread holds no
+  // guard. Returns the first write error; pages that failed stay dirty.
+  Status FlushAll();
+
+  PageCacheStats stats() const;
+  uint32_t frames() const { return frame_count_; }
+  uint32_t block_size() const { return block_size_; }
+  uint64_t memory_bytes() const { return memory_bytes_; }
+  blockdev::BlockDevice* device() const { return device_; }
+
+ private:
+  using Hook = boost::intrusive::list_member_hook<>;
+  struct Frame {
+    Hook hook;  // in free_ or ring_, or neither (discarded/failed while still pinned)
+    FrameLatch latch;
+    std::atomic<uint64_t> page{kNoPage};  // written under mu_
+    std::atomic<uint32_t> pins{0};        // incremented only under mu_
+    std::atomic<bool> dirty{false};
+    std::atomic<bool> io_busy{false};         // a write-back owns the checksum field
+    std::atomic<PageCheck> checked{nullptr};  // the check the page last passed
+    bool referenced = false;                  // CLOCK bit, under mu_
+    uint32_t index = 0;
+  };
+  using FrameList =
+      boost::intrusive::list<Frame, boost::intrusive::member_hook<Frame, Hook, &Frame::hook>,
+                             boost::intrusive::constant_time_size<true>>;
+
+  // Open-addressing map page id -> frame index, capacity fixed at construction.
+  class PageTable {
+   public:
+    explicit PageTable(uint32_t capacity_pow2);
+    uint32_t Find(uint64_t page) const;  // kNone when absent
+    void Insert(uint64_t page, uint32_t frame);
+    void Erase(uint64_t page);
+    static constexpr uint32_t kNone = ~uint32_t{0};
+    static constexpr size_t kSlotBytes = 16;
+
+   private:
+    struct Slot {
+      uint64_t page = kNoPage;
+      uint32_t frame = kNone;
+    };
+    size_t Home(uint64_t page) const;
+    std::vector<Slot> slots_;
+    size_t mask_;
+  };
+
+  PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity);
+
+  std::span<std::byte> FrameData(const Frame* f) const {
+    return {base_ + static_cast<size_t>(f->index) * block_size_, block_size_};
+  }
+  Result<Frame*> Fix(uint64_t page, bool exclusive, PageCheck check);
+  Status LoadFrame(Frame* f, uint64_t page, PageCheck check);  // verification after the read
+  void FailLoad(Frame* f);                                     // REQUIRES: frame latched X
+  void Unpin(Frame* f);
+  // Returns a free frame (pins 1, latch reset to exclusive), evicting a batch if needed.
+  // REQUIRES: lk holds mu_; may release and retake it.
+  Result<Frame*> AcquireFrame(std::unique_lock<std::mutex>& lk);
+  // Seals and writes the given frames (each latched shared, io_busy owned by the caller).
+  Status WriteBack(std::span<Frame*> frames);
+  void ReleaseLatchShared(Frame* f) { f->latch.UnlockShared(); }
+
+  blockdev::BlockDevice* device_;
+  const uint32_t block_size_;
+  const uint32_t frame_count_;
+  uint64_t memory_bytes_ = 0;
+  AlignedBuffer buffer_;
+  std::byte* base_;  // buffer_.data(): frame i is [base_ + i * block_size_, +block_size_)
+  std::unique_ptr<Frame[]> frames_;
+
+  mutable std::mutex mu_;
+  PageTable table_;        // under mu_
+  FrameList free_;         // under mu_
+  FrameList ring_;         // under mu_: resident frames in CLOCK order
+  uint32_t evictors_ = 0;  // under mu_: threads between choosing and dropping victims
+
+  struct Counters {
+    std::atomic<uint64_t> hits{0}, misses{0}, pages_read{0}, pages_written{0}, evictions{0},
+        write_batches{0}, read_batches{0};
+  };
+  mutable Counters counters_;
+};
+
+}  // namespace vde::index

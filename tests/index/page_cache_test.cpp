@@ -1,0 +1,385 @@
+#include "index/page_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "blockdev/aligned_buffer.h"
+#include "blockdev/block_header.h"
+#include "tests/index/index_test_util.h"
+#include "tests/test_util.h"
+
+namespace vde::index {
+namespace {
+
+using testing::RecordingDevice;
+
+constexpr uint32_t kBs = 4096;
+
+// Fills block `b` with a sealed page whose payload is `tag` repeated.
+void WritePage(blockdev::BlockDevice* dev, uint64_t b, uint64_t tag) {
+  AlignedBuffer buf(kBs, 4096);
+  for (size_t off = kBlockHeaderSize; off + 8 <= kBs; off += 8) PutU64(buf.data() + off, tag);
+  SealBlock(buf.span(), BlockType::kBTreeLeaf, b, 1);
+  ASSERT_TRUE(dev->Write(b, 1, buf.span()).ok());
+}
+
+uint64_t Tag(std::span<const std::byte> page) {
+  return GetU64(page.data() + kBlockHeaderSize);
+}
+
+// Sets the payload tag of a pinned page (header stays as the page's own).
+void SetTag(std::span<std::byte> page, uint64_t tag) {
+  for (size_t off = kBlockHeaderSize; off + 8 <= page.size(); off += 8) {
+    PutU64(page.data() + off, tag);
+  }
+}
+
+std::unique_ptr<PageCache> MakeCache(blockdev::BlockDevice* dev, uint32_t frames) {
+  // Budget for exactly `frames` frames (the cache counts descriptors and table too).
+  PageCacheOptions o;
+  o.budget_bytes = PageCache::BudgetFor(frames, kBs);
+  auto c = PageCache::Create(dev, o);
+  EXPECT_TRUE(c.has_value()) << c.status().ToString();
+  return std::move(*c);
+}
+
+TEST(PageCache, PinUnpinHitsAndMisses) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b * 1000);
+  auto cache = MakeCache(dev.get(), 32);
+  {
+    auto g = cache->PinShared(5);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    EXPECT_EQ(Tag(g->data()), 5000u);
+    EXPECT_EQ(g->page_id(), 5u);
+    // Frames are registered with the device: reads land in them without a copy.
+    EXPECT_TRUE(dev->IsRegistered(g->data().data(), kBs));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(g->data().data()) % dev->alignment(), 0u);
+    auto g2 = cache->PinShared(5);  // a second shared pin of the same page
+    ASSERT_TRUE(g2.has_value());
+    EXPECT_EQ(g2->data().data(), g->data().data());
+  }
+  EXPECT_EQ(cache->stats().misses, 1u);
+  EXPECT_EQ(cache->stats().hits, 1u);
+  {
+    auto g = cache->PinExclusive(5);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(Tag(g->data()), 5000u);
+  }
+  EXPECT_EQ(cache->stats().hits, 2u);
+  EXPECT_EQ(cache->stats().pages_read, 1u);
+
+  // Guards are move-only; a moved-from guard is reset and releasing it is harmless.
+  auto r = cache->PinShared(6);
+  ASSERT_TRUE(r.has_value());
+  PageCache::SharedGuard a = std::move(*r);
+  PageCache::SharedGuard b = std::move(a);
+  EXPECT_FALSE(a.valid());
+  EXPECT_TRUE(b.valid());
+  a.Release();
+  b.Release();
+  EXPECT_FALSE(b.valid());
+  // Nothing is pinned now: an exclusive pin of the same page succeeds at once.
+  auto x = cache->PinExclusive(6);
+  ASSERT_TRUE(x.has_value());
+}
+
+TEST(PageCache, DirtyPagesAreWrittenBackWithChecksum) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 32);
+  for (uint64_t b = 1; b <= 10; b++) {
+    auto g = cache->PinExclusive(b);
+    ASSERT_TRUE(g.has_value());
+    SetTag(g->data(), b + 777);
+    g->MarkDirty();
+  }
+  EXPECT_EQ(cache->stats().dirty, 10u);
+  uint64_t batches = dev->stats().batches;
+  ASSERT_TRUE(cache->FlushAll().ok());
+  EXPECT_EQ(dev->stats().batches, batches + 1) << "ten dirty pages go out in one WriteBatch";
+  EXPECT_EQ(cache->stats().dirty, 0u);
+  EXPECT_EQ(cache->stats().pages_written, 10u);
+  AlignedBuffer buf(kBs, 4096);
+  for (uint64_t b = 1; b <= 10; b++) {
+    ASSERT_TRUE(dev->Read(b, 1, buf.span()).ok());
+    ASSERT_TRUE(VerifyBlock(buf.span(), b, BlockType::kBTreeLeaf, dev->path()).ok());
+    EXPECT_EQ(Tag(buf.span()), b + 777);
+  }
+  ASSERT_TRUE(cache->FlushAll().ok());  // nothing dirty: no writes
+  EXPECT_EQ(cache->stats().pages_written, 10u);
+}
+
+TEST(PageCache, EvictionWritesDirtyPagesInBatches) {
+  constexpr uint32_t kFrames = 64;
+  constexpr uint64_t kPages = 1000;
+  auto dev = RecordingDevice::Make(kBs, kPages + 1);
+  auto cache = MakeCache(dev.get(), kFrames);
+  ASSERT_EQ(cache->frames(), kFrames);
+  for (uint64_t b = 1; b <= kPages; b++) {
+    auto g = cache->PinNew(b);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    SealBlock(g->data(), BlockType::kBTreeLeaf, b, 1);
+    SetTag(g->data(), b * 3);
+    g->MarkDirty();
+  }
+  PageCacheStats st = cache->stats();
+  EXPECT_LE(st.resident, kFrames);
+  EXPECT_GT(st.evictions, kPages - kFrames - 1);
+  EXPECT_GE(st.pages_written, kPages - kFrames);
+  // Write-back went out in batches, not a page per call.
+  EXPECT_LT(st.write_batches * 4, st.pages_written);
+  EXPECT_GT(dev->largest_write_batch(), 4u);
+  ASSERT_TRUE(cache->FlushAll().ok());
+  // Every page reads back (through the cache, mostly misses now) with its content.
+  for (uint64_t b = 1; b <= kPages; b++) {
+    auto g = cache->PinShared(b);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    EXPECT_EQ(Tag(g->data()), b * 3);
+  }
+}
+
+TEST(PageCache, CorruptPageIsCorruptionNamingTheBlock) {
+  auto dev = RecordingDevice::Make(kBs, 16);
+  for (uint64_t b = 1; b < 16; b++) WritePage(dev.get(), b, b);
+  // Block 7: a flipped payload byte. Block 9: a valid block that names block 8 (misdirected).
+  AlignedBuffer buf(kBs, 4096);
+  ASSERT_TRUE(dev->Read(7, 1, buf.span()).ok());
+  buf.data()[100] ^= std::byte{1};
+  ASSERT_TRUE(dev->Write(7, 1, buf.span()).ok());
+  ASSERT_TRUE(dev->Read(8, 1, buf.span()).ok());
+  ASSERT_TRUE(dev->Write(9, 1, buf.span()).ok());
+  auto cache = MakeCache(dev.get(), 16);
+  for (int attempt = 0; attempt < 2; attempt++) {  // a failed read is not cached
+    auto g = cache->PinShared(7);
+    ASSERT_FALSE(g.has_value());
+    EXPECT_TRUE(g.status().IsCorruption()) << g.status().ToString();
+    EXPECT_NE(g.status().ToString().find("block 7 of test.vdisk"), std::string::npos)
+        << g.status().ToString();
+  }
+  auto g9 = cache->PinExclusive(9);
+  ASSERT_FALSE(g9.has_value());
+  EXPECT_TRUE(g9.status().IsCorruption());
+  EXPECT_NE(g9.status().ToString().find("block 9"), std::string::npos);
+  // A block past the end is the device's OutOfRange.
+  EXPECT_TRUE(cache->PinShared(1000).status().IsOutOfRange());
+  // The caller's check runs on read-in and can reject the page.
+  PageCheck reject = [](std::span<const std::byte>, uint64_t page, std::string_view path) {
+    return Status::Corruption("block " + std::to_string(page) + " of " + std::string(path) +
+                              ": rejected");
+  };
+  auto g3 = cache->PinShared(3, reject);
+  EXPECT_TRUE(g3.status().IsCorruption());
+  PageCheck accept = [](std::span<const std::byte>, uint64_t, std::string_view) {
+    return Status::OK();
+  };
+  // A page resident after one check is checked again by a caller with another check.
+  auto g4 = cache->PinShared(4, accept);
+  ASSERT_TRUE(g4.has_value());
+  g4->Release();
+  EXPECT_TRUE(cache->PinShared(4, accept).has_value());
+  EXPECT_TRUE(cache->PinShared(4, reject).status().IsCorruption());
+  EXPECT_TRUE(cache->PinShared(4).has_value()) << "no check asked for";
+  EXPECT_EQ(cache->stats().resident, 1u);
+}
+
+TEST(PageCache, BudgetIsRespectedUnderTenTimesTheLoad) {
+  constexpr uint64_t kBudget = 1 << 20;
+  PageCacheOptions o;
+  o.budget_bytes = kBudget;
+  const uint64_t pages = 10 * kBudget / kBs;
+  auto dev = RecordingDevice::Make(kBs, pages + 1);
+  auto c = PageCache::Create(dev.get(), o);
+  ASSERT_TRUE(c.has_value());
+  PageCache& cache = **c;
+  EXPECT_LE(cache.memory_bytes(), kBudget);
+  EXPECT_GE(cache.frames(), kBudget / kBs * 9 / 10) << "overhead stays small";
+  std::mt19937_64 rng(::vde::testing::TestSeed());
+  for (uint64_t b = 1; b <= pages; b++) {
+    auto g = cache.PinNew(b);
+    ASSERT_TRUE(g.has_value());
+    SealBlock(g->data(), BlockType::kBTreeLeaf, b, 1);
+    SetTag(g->data(), b);
+    g->MarkDirty();
+    ASSERT_LE(cache.stats().resident, cache.frames());
+  }
+  for (int i = 0; i < 20000; i++) {
+    uint64_t b = 1 + rng() % pages;
+    auto g = cache.PinShared(b);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    ASSERT_EQ(Tag(g->data()), b);
+  }
+  PageCacheStats st = cache.stats();
+  EXPECT_LE(st.resident, st.frames);
+  EXPECT_EQ(st.memory_bytes, cache.memory_bytes());
+  EXPECT_LE(st.memory_bytes, kBudget);
+  EXPECT_GT(st.evictions, pages);
+}
+
+TEST(PageCache, TooSmallBudgetIsInvalidArgument) {
+  auto dev = RecordingDevice::Make(kBs, 4);
+  PageCacheOptions o;
+  o.budget_bytes = 8 * kBs;
+  auto c = PageCache::Create(dev.get(), o);
+  ASSERT_FALSE(c.has_value());
+  EXPECT_TRUE(c.status().IsInvalidArgument());
+}
+
+TEST(PageCache, AllFramesPinnedIsBusy) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), PageCache::kMinFrames);
+  std::vector<PageCache::SharedGuard> held;
+  for (uint64_t b = 1; b <= cache->frames(); b++) {
+    auto g = cache->PinShared(b);
+    ASSERT_TRUE(g.has_value());
+    held.push_back(std::move(*g));
+  }
+  auto g = cache->PinShared(40);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_TRUE(g.status().IsBusy()) << g.status().ToString();
+  held.pop_back();
+  EXPECT_TRUE(cache->PinShared(40).has_value());
+}
+
+TEST(PageCache, PrefetchReadsMissingPagesInOneBatch) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 64);
+  ASSERT_TRUE(cache->PinShared(3).has_value());
+  std::vector<uint64_t> want = {2, 3, 4, 5, 6, 7, 8, 9, 9};
+  uint64_t batches = dev->stats().batches;
+  ASSERT_TRUE(cache->Prefetch(want).ok());
+  EXPECT_EQ(dev->stats().batches, batches + 1);
+  EXPECT_EQ(cache->stats().pages_read, 1u + 7u);
+  uint64_t misses = cache->stats().misses;
+  for (uint64_t b = 2; b <= 9; b++) {
+    auto g = cache->PinShared(b);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(Tag(g->data()), b);
+  }
+  EXPECT_EQ(cache->stats().misses, misses);
+}
+
+TEST(PageCache, RelocateAndDiscard) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 32);
+  {
+    auto g = cache->PinExclusive(10);
+    ASSERT_TRUE(g.has_value());
+    ASSERT_TRUE(cache->Relocate(*g, 11).ok());
+    EXPECT_EQ(g->page_id(), 11u);
+  }
+  // Not stamped yet: write-back refuses a page whose header names another block.
+  Status flushed = cache->FlushAll();
+  EXPECT_TRUE(flushed.IsCorruption()) << flushed.ToString();
+  {
+    auto g = cache->PinExclusive(11);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(Tag(g->data()), 10u);
+    SealBlock(g->data(), BlockType::kBTreeLeaf, 11, 2);  // stamp, as the relocating tree does
+    auto other = cache->PinShared(12);
+    ASSERT_TRUE(other.has_value());
+    EXPECT_TRUE(cache->Relocate(*g, 12).IsInvalidArgument()) << "target is resident";
+  }
+  ASSERT_TRUE(cache->FlushAll().ok());
+  AlignedBuffer buf(kBs, 4096);
+  ASSERT_TRUE(dev->Read(11, 1, buf.span()).ok());
+  EXPECT_EQ(Tag(buf.span()), 10u);
+  // Page 10 was read again from disk (the cache no longer maps it).
+  {
+    auto g = cache->PinShared(10);
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(Tag(g->data()), 10u);
+  }
+  // Discard drops a dirty page without writing it.
+  uint64_t written = cache->stats().pages_written;
+  {
+    auto g = cache->PinExclusive(20);
+    ASSERT_TRUE(g.has_value());
+    SetTag(g->data(), 999);
+    g->MarkDirty();
+    cache->Discard(*g);
+    EXPECT_FALSE(g->valid());
+  }
+  ASSERT_TRUE(cache->FlushAll().ok());
+  EXPECT_EQ(cache->stats().pages_written, written);
+  auto g = cache->PinShared(20);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(Tag(g->data()), 20u);
+}
+
+// Threads increment per-page counters through exclusive pins in a cache far smaller than the
+// working set, while others read; every increment must survive eviction and write-back.
+TEST(PageCache, ConcurrentPinsAndEviction) {
+  constexpr uint64_t kPages = 200;
+  constexpr int kThreads = 4;
+  const int kOps = testing::LongTests() ? 200000 : 20000;
+  auto dev = RecordingDevice::Make(kBs, kPages + 1);
+  for (uint64_t b = 1; b <= kPages; b++) WritePage(dev.get(), b, 0);
+  auto cache = MakeCache(dev.get(), 48);
+  const uint64_t seed = ::vde::testing::TestSeed();
+  std::vector<std::vector<uint64_t>> counts(kThreads, std::vector<uint64_t>(kPages + 1, 0));
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      for (int i = 0; i < kOps && !failed; i++) {
+        uint64_t b = 1 + rng() % kPages;
+        if (rng() % 3 == 0) {
+          auto g = cache->PinShared(b);
+          if (!g.has_value()) {
+            failed = true;
+            ADD_FAILURE() << g.status().ToString();
+            return;
+          }
+          uint64_t first = Tag(g->data());
+          uint64_t last = GetU64(g->data().data() + kBs - 8);
+          if (first != last) {
+            failed = true;
+            ADD_FAILURE() << "torn page " << b;
+          }
+        } else {
+          auto g = cache->PinExclusive(b);
+          if (!g.has_value()) {
+            failed = true;
+            ADD_FAILURE() << g.status().ToString();
+            return;
+          }
+          SetTag(g->data(), Tag(g->data()) + 1);
+          g->MarkDirty();
+          counts[t][b]++;
+        }
+        if (i % 5000 == 0 && t == 0) {
+          Status s = cache->FlushAll();
+          if (!s.ok()) {
+            failed = true;
+            ADD_FAILURE() << s.ToString();
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_FALSE(failed);
+  ASSERT_TRUE(cache->FlushAll().ok());
+  cache.reset();
+  AlignedBuffer buf(kBs, 4096);
+  for (uint64_t b = 1; b <= kPages; b++) {
+    uint64_t want = 0;
+    for (int t = 0; t < kThreads; t++) want += counts[t][b];
+    ASSERT_TRUE(dev->Read(b, 1, buf.span()).ok());
+    ASSERT_TRUE(VerifyBlock(buf.span(), b, BlockType::kBTreeLeaf, dev->path()).ok());
+    EXPECT_EQ(Tag(buf.span()), want) << "page " << b;
+  }
+}
+
+}  // namespace
+}  // namespace vde::index
