@@ -41,6 +41,26 @@ FileFacts StatPath(const std::string& path) {
   return f;
 }
 
+// A regular file must hold a whole number of blocks and at least as many as the superblock
+// says; anything else is a truncated or damaged disk (Corruption), checked before the device
+// is opened so that the error is the disk's, not the device's.
+Status CheckFileSize(const std::string& path, const Superblock& sb) {
+  FileFacts facts = StatPath(path);
+  if (!facts.regular) return Status::OK();
+  if (facts.size % sb.block_size != 0) {
+    return Status::Corruption(path + ": file size " + std::to_string(facts.size) +
+                              " is not a multiple of the block size " +
+                              std::to_string(sb.block_size));
+  }
+  if (facts.size / sb.block_size < sb.block_count) {
+    return Status::Corruption(path + ": truncated: the superblock says " +
+                              std::to_string(sb.block_count) + " blocks of " +
+                              std::to_string(sb.block_size) + " bytes, the file has " +
+                              std::to_string(facts.size) + " bytes");
+  }
+  return Status::OK();
+}
+
 // The first kHeadBytes of the file (fewer if it is shorter), read without opening it for
 // writing, so that a file that is not a virtual disk is never touched.
 Result<std::vector<std::byte>> ReadHead(const std::string& path) {
@@ -179,20 +199,7 @@ Result<std::unique_ptr<Disk>> Disk::Open(const std::string& path, const OpenOpti
   VDE_ASSIGN_OR_RETURN(SuperblockSearch found, FindSuperblocks(head, path));
   const Superblock& sb = *found.copies[found.current];
   VDE_RETURN_IF_ERROR(CheckFeatures(sb, opts.read_only, path));
-  FileFacts facts = StatPath(path);
-  if (facts.regular) {
-    if (facts.size % sb.block_size != 0) {
-      return Status::Corruption(path + ": file size " + std::to_string(facts.size) +
-                                " is not a multiple of the block size " +
-                                std::to_string(sb.block_size));
-    }
-    if (facts.size / sb.block_size < sb.block_count) {
-      return Status::Corruption(path + ": truncated: the superblock says " +
-                                std::to_string(sb.block_count) + " blocks of " +
-                                std::to_string(sb.block_size) + " bytes, the file has " +
-                                std::to_string(facts.size) + " bytes");
-    }
-  }
+  VDE_RETURN_IF_ERROR(CheckFileSize(path, sb));
   blockdev::DeviceOptions d;
   d.block_size = sb.block_size;
   d.mode = opts.read_only ? blockdev::OpenMode::kReadOnly : blockdev::OpenMode::kReadWrite;
@@ -457,6 +464,7 @@ Result<DiskInfo> Disk::InspectPath(const std::string& path, blockdev::Backend ba
   VDE_ASSIGN_OR_RETURN(std::vector<std::byte> head, ReadHead(path));
   VDE_ASSIGN_OR_RETURN(SuperblockSearch found, FindSuperblocks(head, path));
   const Superblock& sb = *found.copies[found.current];
+  VDE_RETURN_IF_ERROR(CheckFileSize(path, sb));
   blockdev::DeviceOptions d;
   d.block_size = sb.block_size;
   d.mode = blockdev::OpenMode::kReadOnly;

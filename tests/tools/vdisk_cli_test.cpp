@@ -280,10 +280,9 @@ TEST(VdiskCli, TruncatedFileIsCorrupt) {
   EXPECT_EQ(std::filesystem::file_size(path), 64u << 10);
 }
 
-// A file cut mid-block. Disabled until Disk::InspectPath reports a size that is not a
-// multiple of the block size as Corruption, as Disk::Open does (it is InvalidArgument from
-// OpenBlockDevice now, which vdisk reports as a usage error, exit 1).
-TEST(VdiskCli, DISABLED_FileCutMidBlockIsCorrupt) {
+// A file cut mid-block is a damaged disk (exit 2), not a usage error: Disk::InspectPath checks
+// the file size against the superblock before the device sees it.
+TEST(VdiskCli, FileCutMidBlockIsCorrupt) {
   ScratchDir dir;
   const std::string path = dir.File("d.vdisk");
   ASSERT_EQ(Vdisk(dir, {"create", path, "--size", "1M"}).code, 0);
