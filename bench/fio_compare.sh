@@ -12,7 +12,8 @@
 # Exits non-zero when a tool fails (fio, the benchmark, the file); a missed target is reported in
 # the table, not in the exit status. Progress goes to stderr, and only when it is a terminal.
 #
-# Usage: bench/fio_compare.sh [-f FILE] [-s MIB] [-t SECONDS] [-r ROUNDS] [-b BENCH_BINARY] [-k]
+# Usage: bench/fio_compare.sh [-f FILE] [-s MIB] [-t SECONDS] [-r ROUNDS] [-b BENCH_BINARY]
+#                             [-n NICE] [-k] [-o RAW_FILE]
 set -euo pipefail
 
 usage() {
@@ -22,11 +23,15 @@ Usage: fio_compare.sh [options]
                         binary, deleted at exit). An existing file is reused and kept.
   -s, --size MIB        file size in MiB (default 1024)
   -t, --seconds N       seconds per measurement (default 5)
-  -r, --rounds N        rounds; each runs fio and the benchmark once, alternating which goes
-                        first; the table shows medians (default 3)
+  -r, --rounds N        rounds; each runs every configuration once, ours beside the fio job
+                        it is compared with, in reverse order every other round; the table
+                        shows medians (default 3)
   -b, --bench PATH      blockdev_bench binary (default: build-bench/bench/blockdev_bench, else
                         build/bench/blockdev_bench, under the repository)
+  -n, --nice N          run fio and the benchmark under `nice -n N` (e.g. -10 as root, to
+                        shield both alike from other work on a shared machine; default 0)
   -k, --keep            keep a test file this script created
+  -o, --raw FILE        also write every measurement (key, round, IOPS, enters/1k) to FILE
   -h, --help            this text
 EOF
 }
@@ -38,7 +43,7 @@ die() {
 progress() { if [[ -t 2 ]]; then echo "[fio_compare] $*" >&2; fi; }
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-file="" size_mib=1024 seconds=5 rounds=3 bench="" keep=0
+file="" size_mib=1024 seconds=5 rounds=3 bench="" keep=0 niceness=0 raw=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -f | --file) file=${2:?}; shift 2 ;;
@@ -46,7 +51,9 @@ while [[ $# -gt 0 ]]; do
     -t | --seconds) seconds=${2:?}; shift 2 ;;
     -r | --rounds | --repetitions) rounds=${2:?}; shift 2 ;;
     -b | --bench) bench=${2:?}; shift 2 ;;
+    -n | --nice) niceness=${2:?}; shift 2 ;;
     -k | --keep) keep=1; shift ;;
+    -o | --raw) raw=${2:?}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -54,6 +61,8 @@ done
 [[ $size_mib =~ ^[1-9][0-9]*$ ]] || die "bad size '$size_mib' (MiB)"
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "bad seconds '$seconds'"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "bad rounds '$rounds'"
+[[ $niceness =~ ^-?[0-9]+$ ]] || die "bad nice value '$niceness'"
+run=(nice -n "$niceness")
 
 command -v fio >/dev/null || die "fio not found (apt-get install fio)"
 if [[ -z $bench ]]; then
@@ -106,8 +115,8 @@ fio_unit() {
     *) die "unknown fio job $key" ;;
   esac
   progress "round $round: $key"
-  out=$(fio --name="${key//\//_}" --filename="$file" --size="$size_bytes" --rw=randread \
-    --bs=4k --direct=1 --iodepth="$depth" --norandommap --randrepeat=0 --time_based \
+  out=$("${run[@]}" fio --name="${key//\//_}" --filename="$file" --size="$size_bytes" \
+    --rw=randread --bs=4k --direct=1 --iodepth="$depth" --norandommap --randrepeat=0 --time_based \
     --runtime="$seconds" --numjobs=1 --output-format=terse --terse-version=3 "${extra[@]}" \
     2>"$work/fio.err") || die "fio $key failed: $(cat "$work/fio.err")"
   # Terse v3: field 5 is the error code, field 8 the read IOPS.
@@ -121,7 +130,7 @@ fio_unit() {
 vde_unit() {
   local key=$1 round=$2 json="$work/bench.json"
   progress "round $round: vde $key"
-  "$bench" --vde_bench_file="$file" --vde_bench_file_mib="$size_mib" \
+  "${run[@]}" "$bench" --vde_bench_file="$file" --vde_bench_file_mib="$size_mib" \
     --benchmark_filter="^RandRead4K/${key%/*}/batch:${key##*/}/" \
     --benchmark_min_time="$seconds" --benchmark_out="$json" --benchmark_out_format=json \
     >/dev/null 2>"$work/bench.err" || die "blockdev_bench failed: $(cat "$work/bench.err")"
@@ -160,6 +169,8 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
+if [[ -n $raw ]]; then cp -- "$results" "$raw" || die "cannot write $raw"; fi
+
 # Exit status: a benchmark error other than an unavailable SQPOLL is a tool failure.
 failed=0
 while read -r key _ _ _ err; do
@@ -170,7 +181,7 @@ done <"$results"
 # measurements taken next to each other.
 load_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 awk -v nproc="$(nproc)" -v kernel="$(uname -r)" -v fiov="$(fio --version)" -v file="$file" \
-  -v load="$load_start" -v load_end="$load_end" \
+  -v load="$load_start" -v load_end="$load_end" -v niceness="$niceness" \
   -v mib="$((file_bytes >> 20))" -v secs="$seconds" -v rounds="$rounds" '
   {
     if ($3 != "-") { iops[$1, $2] = $3 + 0; has[$1] = 1 }
@@ -222,7 +233,7 @@ awk -v nproc="$(nproc)" -v kernel="$(uname -r)" -v fiov="$(fio --version)" -v fi
   }
   END {
     printf "4 KiB O_DIRECT random reads, 1 thread, %s MiB file %s; %ss per run; " \
-      "medians of %s rounds.\n", mib, file, secs, rounds
+      "medians of %s rounds; nice %s.\n", mib, file, secs, rounds, niceness
     printf "nproc %s, kernel %s, %s; load average %s at the start, %s at the end.\n\n",
       nproc, kernel, fiov, load, load_end
     print "| vde mode/batch       |  vde IOPS | fio engine/iodepth     |  fio IOPS | vde/fio |  min-max  | enters/1k | note |"
@@ -232,6 +243,8 @@ awk -v nproc="$(nproc)" -v kernel="$(uname -r)" -v fiov="$(fio --version)" -v fi
       d = depths[i]
       row("io_uring_fixed/" d, "fio_uring_fixed/" d, "io_uring fixedbufs/" d)
       row("io_uring/" d, "fio_uring/" d, "io_uring/" d)
+      # Like for like: fio waiting for the whole batch, as ReadBatch does.
+      if (d == 32) row("io_uring_fixed/32", "fio_uring_batchsync/32", "io_uring batch-sync/32")
       # Against fio without SQPOLL: see fio_uring_sqpoll/32 in the list below for why.
       row("io_uring_sqpoll/" d, "fio_uring_fixed/" d, "io_uring fixedbufs/" d)
       row("file/" d, "fio_psync/1", "psync/1")
@@ -251,6 +264,11 @@ awk -v nproc="$(nproc)" -v kernel="$(uname -r)" -v fiov="$(fio --version)" -v fi
     target("  the same without fixed bufs", "io_uring/32", "fio_uring/32", 0.9)
     target("io_uring (fixed bufs) batch 32 >= 4x FileBlockDevice batch 32",
       "io_uring_fixed/32", "file/32", 4)
+    # What the machine allows for the ratio above: fio against fio.
+    printf "| %-62s | %8s | %9s | %-4s |\n", "  for scale: fio io_uring iodepth 32 / fio psync iodepth 1",
+      (ratio("fio_uring/32", "fio_psync/1") < 0 ? "n/a" : \
+        sprintf("%.2fx", ratio("fio_uring/32", "fio_psync/1"))),
+      spread("fio_uring/32", "fio_psync/1"), "info"
     target("io_uring (fixed bufs) batch 1 >= 0.9x fio psync iodepth 1",
       "io_uring_fixed/1", "fio_psync/1", 0.9)
     printf "| %-62s | %8s | %9s | %-4s |\n",
