@@ -1,81 +1,30 @@
-// vdisk, end to end: runs the built binary (VDISK_BIN) and checks its exit codes, its stderr
-// and its --json output; plus the size parser and formatters it is built on.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// vdisk create and inspect, end to end: runs the built binary (VDISK_BIN) and checks its exit
+// codes, its stderr and its --json output; plus the size parser and formatters it is built on.
+// The key-value commands are tested in vdisk_kv_test.cpp.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <cstddef>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "tests/test_util.h"
+#include "tests/tools/vdisk_test_util.h"
 #include "tools/vdisk/cli_common.h"
 #include "vde/format.h"
 #include "vde/superblock.h"
-
-extern char** environ;
 
 namespace vde::vdisk {
 namespace {
 
 using Json = nlohmann::json;
+using testing::Outcome;
 using testing::ScratchDir;
-
-struct Outcome {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void Spit(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
-// Runs VDISK_BIN with `args`, stdout and stderr captured through files in `dir`.
-Outcome Vdisk(const ScratchDir& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), VDISK_BIN);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string out = dir.File("vdisk.stdout");
-  const std::string err = dir.File("vdisk.stderr");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  Outcome r;
-  if (rc != 0) {
-    ADD_FAILURE() << "posix_spawn " << VDISK_BIN << ": " << std::strerror(rc);
-    return r;
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  EXPECT_TRUE(WIFEXITED(status)) << "vdisk died: status " << status;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = Slurp(out);
-  r.err = Slurp(err);
-  return r;
-}
+using testing::Slurp;
+using testing::Spit;
+using testing::Vdisk;
 
 // `vdisk inspect PATH --json`, parsed; fails the test unless it exits 0 with valid JSON.
 Json InspectJson(const ScratchDir& dir, const std::string& path) {

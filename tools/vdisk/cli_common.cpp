@@ -80,6 +80,10 @@ int Fail(const Status& s) {
   return ExitCodeFor(s);
 }
 
+int Done(const Status& s) {
+  return s.ok() ? kExitOk : Fail(s);
+}
+
 void Warn(std::string_view msg) {
   std::fprintf(stderr, "vdisk: warning: %.*s\n", static_cast<int>(msg.size()), msg.data());
 }
@@ -160,6 +164,10 @@ std::string FormatSize(uint64_t bytes) {
     return buf;
   }
   return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
+}
+
+std::string Count(uint64_t n, std::string_view one, std::string_view many) {
+  return std::to_string(n) + " " + std::string(n == 1 ? one : many);
 }
 
 std::string FormatBlocks(uint64_t blocks, uint32_t block_size) {

@@ -30,6 +30,9 @@ int ExitCodeFor(const Status& s);
 // Prints "vdisk: <status>" to stderr and returns ExitCodeFor(s).
 int Fail(const Status& s);
 
+// kExitOk for OK, else Fail(s): the last line of a command whose final step can fail.
+int Done(const Status& s);
+
 // Prints "vdisk: warning: <msg>" to stderr.
 void Warn(std::string_view msg);
 
@@ -42,6 +45,9 @@ Result<uint64_t> ParseSize(std::string_view text);
 
 // "512 bytes", "4 KiB", "1.5 GiB", "10.0 GiB" (one decimal when not a whole number of the unit).
 std::string FormatSize(uint64_t bytes);
+
+// "1 key", "2 keys": `n` and the noun that goes with it.
+std::string Count(uint64_t n, std::string_view one, std::string_view many);
 
 // "16384 blocks (64 MiB)" for blocks of block_size bytes; "1 block (4 KiB)".
 std::string FormatBlocks(uint64_t blocks, uint32_t block_size);

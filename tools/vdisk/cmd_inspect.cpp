@@ -1,14 +1,20 @@
-// vdisk inspect: shows what a virtual disk is made of (Disk::InspectPath), as text or JSON.
+// vdisk inspect: shows what a virtual disk is made of (Disk::InspectPath), and its store's
+// indexes (Store::ListIndexes, GetIndexStats, opened read-only), as text or JSON.
 // The JSON schema is documented in docs/TOOLS.md; add fields, never rename or remove them.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tools/vdisk/cli_common.h"
 #include "tools/vdisk/commands.h"
+#include "tools/vdisk/kv_common.h"
+#include "tools/vdisk/kv_format.h"
 #include "vde/disk.h"
+#include "vde/store.h"
 
 namespace vde::vdisk {
 namespace {
@@ -18,7 +24,9 @@ using Json = nlohmann::ordered_json;
 constexpr const char* kInspectFooter =
     R"(Opens the disk read-only and never writes to it. A disk with one damaged superblock copy
 is still shown (exit 0) and the damaged copy is reported; if the allocator map is damaged the
-rest is shown and the exit code is 2.
+rest is shown and the exit code is 2. Each index of the store is walked page by page for its
+entries, height, pages by level and fill; if the store cannot be read the indexes are shown
+as unavailable and the exit code is 2 (or 3 for an I/O error).
 
 Examples:
   vdisk inspect data.vdisk
@@ -28,13 +36,77 @@ struct InspectArgs {
   std::string path;
   bool json = false;
   blockdev::Backend backend = blockdev::Backend::kAuto;
+  uint64_t cache_bytes = kDefaultCacheBytes;
 };
 
 Json StatusJson(const Status& s) {
   return s.ok() ? Json(nullptr) : Json(s.ToString());
 }
 
-Json ToJson(const DiskInfo& info) {
+// The store's indexes: none for a disk without a store (no catalog yet); `error` when the store
+// could not be opened, and an error per index when one could not be walked.
+struct IndexesInfo {
+  std::vector<std::pair<std::string, Result<IndexStats>>> indexes;
+  Status error;
+};
+
+IndexesInfo ReadIndexes(const InspectArgs& a, const DiskInfo& info) {
+  IndexesInfo r;
+  if (info.catalog_root == 0) return r;
+  if (!info.allocator_error.ok()) {
+    r.error = Status::Corruption("not read: the allocator map is damaged");
+    return r;
+  }
+  StoreArgs sa;
+  sa.path = a.path;
+  sa.backend = a.backend;
+  sa.cache_bytes = a.cache_bytes;
+  auto opened = OpenStore(sa, /*read_only=*/true);
+  if (!opened.has_value()) {
+    r.error = opened.error();
+    return r;
+  }
+  Store& store = *opened->store;
+  for (const std::string& name : store.ListIndexes()) {
+    Result<IndexStats> st = store.GetIndexStats(name);
+    if (!st.has_value()) st = st.error().WithContext("index '" + Escape(name) + "' of " + a.path);
+    r.indexes.emplace_back(name, std::move(st));
+  }
+  r.error = store.Close();
+  return r;
+}
+
+// The first error among the indexes, OK if none.
+Status FirstError(const IndexesInfo& x) {
+  if (!x.error.ok()) return x.error;
+  for (const auto& [name, st] : x.indexes) {
+    if (!st.has_value()) return st.error();
+  }
+  return Status::OK();
+}
+
+Json IndexesJson(const IndexesInfo& x) {
+  Json list = Json::array();
+  for (const auto& [name, st] : x.indexes) {
+    const IndexStats s = st.has_value() ? *st : IndexStats{};
+    uint64_t pages = 0;
+    for (uint64_t p : s.pages_per_level) pages += p;
+    list.push_back({{"name", name},
+                    {"id", s.id},
+                    {"entries", s.entries},
+                    {"height", s.height},
+                    {"pages", pages},
+                    {"pages_per_level", s.pages_per_level},
+                    {"fill_factor", s.fill_factor},
+                    {"overflow_values", s.overflow_values},
+                    {"overflow_blocks", s.overflow_blocks},
+                    {"root", s.root},
+                    {"error", StatusJson(st.status())}});
+  }
+  return list;
+}
+
+Json ToJson(const DiskInfo& info, const IndexesInfo& indexes) {
   Json j;
   j["path"] = info.path;
   j["format_version"] = info.format_version;
@@ -81,8 +153,8 @@ Json ToJson(const DiskInfo& info) {
                   {"reason", info.backend_reason},
                   {"notes", info.backend_notes},
                   {"device", info.device_description}};
-  // One object per named index once the catalog exists: name, entries, height, pages, fill.
-  j["indexes"] = Json::array();
+  j["indexes"] = IndexesJson(indexes);
+  j["indexes_error"] = StatusJson(indexes.error);
   return j;
 }
 
@@ -90,7 +162,43 @@ void Line(const char* label, const std::string& value) {
   std::printf("%-18s%s\n", label, value.c_str());
 }
 
-void PrintText(const DiskInfo& info) {
+// "1000 entries, height 2, pages 1/12 (root to leaves), 71.3% full".
+std::string IndexSummary(const IndexStats& s, uint32_t block_size) {
+  std::string pages;
+  for (auto it = s.pages_per_level.rbegin(); it != s.pages_per_level.rend(); ++it) {
+    pages += (pages.empty() ? "" : "/") + std::to_string(*it);
+  }
+  char fill[32];
+  std::snprintf(fill, sizeof fill, "%.1f%% full", s.fill_factor * 100);
+  std::string text = Count(s.entries, "entry", "entries") + ", height " + std::to_string(s.height) +
+                     ", pages " + pages +
+                     (s.pages_per_level.size() > 1 ? " (root to leaves)" : "") + ", " + fill;
+  if (s.overflow_values != 0) {
+    text += ", " + Count(s.overflow_values, "value", "values") + " out of line in " +
+            FormatBlocks(s.overflow_blocks, block_size);
+  }
+  return text;
+}
+
+void PrintIndexes(const IndexesInfo& x, uint32_t block_size) {
+  if (!x.error.ok()) {
+    Line("indexes:", "unavailable: " + x.error.ToString());
+    return;
+  }
+  if (x.indexes.empty()) {
+    Line("indexes:", "none");
+    return;
+  }
+  Line("indexes:", std::to_string(x.indexes.size()));
+  for (const auto& [name, st] : x.indexes) {
+    std::string label = "  " + Escape(name) + ":";
+    if (label.size() >= 18) label += " ";
+    Line(label.c_str(),
+         st.has_value() ? IndexSummary(*st, block_size) : "unavailable: " + st.error().ToString());
+  }
+}
+
+void PrintText(const DiskInfo& info, const IndexesInfo& indexes) {
   const uint32_t bs = info.block_size;
   std::string features = "none";
   if (!info.feature_names.empty()) {
@@ -144,19 +252,20 @@ void PrintText(const DiskInfo& info) {
        std::string(blockdev::BackendName(info.backend)) + " (" + info.backend_reason + ")");
   for (const std::string& note : info.backend_notes) Line("  note:", note);
   Line("  device:", info.device_description);
-  Line("indexes:", "none");
+  PrintIndexes(indexes, bs);
 }
 
 int RunInspect(const InspectArgs& a) {
   if (int rc = CheckBackendUsable(a.backend); rc != kExitOk) return rc;
   auto info = Disk::InspectPath(a.path, a.backend);
   if (!info.has_value()) return Fail(info.error());
+  const IndexesInfo indexes = ReadIndexes(a, *info);
   if (a.json) {
-    // Paths and messages need not be UTF-8: replace what is not rather than throw.
-    std::string out = ToJson(*info).dump(2, ' ', false, Json::error_handler_t::replace);
+    // Paths, index names and messages need not be UTF-8: replace what is not rather than throw.
+    std::string out = ToJson(*info, indexes).dump(2, ' ', false, Json::error_handler_t::replace);
     std::printf("%s\n", out.c_str());
   } else {
-    PrintText(*info);
+    PrintText(*info, indexes);
   }
   for (const SuperblockCopyInfo& c : info->superblocks) {
     if (!c.valid)
@@ -164,7 +273,7 @@ int RunInspect(const InspectArgs& a) {
            " relies on the other copy");
   }
   if (!info->allocator_error.ok()) return Fail(info->allocator_error);
-  return kExitOk;
+  return Done(FirstError(indexes));
 }
 
 }  // namespace
@@ -172,11 +281,13 @@ int RunInspect(const InspectArgs& a) {
 Command RegisterInspect(CLI::App& top) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* app =
-      top.add_subcommand("inspect", "Show a virtual disk's format, space and superblocks");
+      top.add_subcommand("inspect", "Show a virtual disk's format, space, superblocks and indexes");
   app->footer(kInspectFooter);
   app->add_option("PATH", args->path, "The disk file")->type_name("")->required();
   app->add_flag("--json", args->json, "Print JSON (schema in docs/TOOLS.md) instead of text");
   AddBackendOption(app, &args->backend);
+  AddSizeOption(app, "--cache", &args->cache_bytes, "Page cache size for walking the indexes")
+      ->default_str("64M");
   return Command{app, [args] { return RunInspect(*args); }};
 }
 

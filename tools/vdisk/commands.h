@@ -22,5 +22,11 @@ struct Command {
 
 Command RegisterCreate(CLI::App& top);   // cmd_create.cpp
 Command RegisterInspect(CLI::App& top);  // cmd_inspect.cpp
+Command RegisterPut(CLI::App& top);      // cmd_put.cpp
+Command RegisterGet(CLI::App& top);      // cmd_get.cpp
+Command RegisterDelete(CLI::App& top);   // cmd_delete.cpp
+Command RegisterScan(CLI::App& top);     // cmd_scan.cpp
+Command RegisterLoad(CLI::App& top);     // cmd_load.cpp
+Command RegisterDump(CLI::App& top);     // cmd_dump.cpp
 
 }  // namespace vde::vdisk

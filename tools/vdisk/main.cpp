@@ -23,8 +23,14 @@ namespace {
 
 using RegisterFn = Command (*)(CLI::App&);
 constexpr RegisterFn kCommands[] = {
-    RegisterCreate,
-    RegisterInspect,
+    RegisterCreate,   // cmd_create.cpp
+    RegisterInspect,  // cmd_inspect.cpp
+    RegisterPut,      // cmd_put.cpp
+    RegisterGet,      // cmd_get.cpp
+    RegisterDelete,   // cmd_delete.cpp
+    RegisterScan,     // cmd_scan.cpp
+    RegisterLoad,     // cmd_load.cpp
+    RegisterDump,     // cmd_dump.cpp
 };
 
 constexpr const char* kFooter =
@@ -33,13 +39,15 @@ constexpr const char* kFooter =
 Exit codes:
   0  success
   1  usage: bad command line or option values
-  2  not a virtual disk, damaged, or from a newer vdisk (format version or features)
-  3  I/O error, no space, or a read-only or busy file system
-  4  the file does not exist, or exists where a new one was asked for
+  2  not a virtual disk (or not a dump), damaged, or from a newer vdisk (format version,
+     features, dump version)
+  3  I/O error, no space, a read-only or busy file system, or a disk in use by another vdisk
+  4  the file, index or key does not exist, or a file exists where a new one was asked for
 See docs/TOOLS.md for details.)";
 
 int Run(int argc, char** argv) {
-  CLI::App app("vdisk: create and inspect vde virtual disks", "vdisk");
+  CLI::App app("vdisk: create and inspect vde virtual disks, and read and write their keys",
+               "vdisk");
   // Inherited by the subcommands, so it must be set before they are added.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return "vdisk: " + std::string(e.what()) + "\nRun with --help for more information.\n";
