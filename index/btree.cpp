@@ -1,5 +1,5 @@
-// BTree: creation, lookup, insert/update with splits, delete with merges, copy-on-write.
-// Whole-tree walks (stats, verify, destroy) are in btree_walk.cpp, iterators in
+// BTree: creation, lookup, insert/update, delete with merges, copy-on-write. Splits are in
+// btree_split.cpp, whole-tree walks (stats, verify, destroy) in btree_walk.cpp, iterators in
 // btree_iterator.cpp.
 #include "index/btree.h"
 
@@ -307,15 +307,25 @@ Status BTree::PutPayload(std::string_view key, std::string_view payload, uint8_t
     MutableNode n(leaf.data().data(), block_size_, scratch_.get() + 2 * block_size_);
     bool found;
     uint32_t pos = n.LowerBound(key, &found);
-    uint32_t need = n.EntrySpace(key.size(), payload.size());
-    uint32_t avail = n.FreeSpaceAfterCompaction() + (found ? n.EntrySpaceAt(pos) : 0);
-    if (need <= avail) {
+    const uint32_t replace = found ? pos : Node::kNoSlot;
+    bool fits = n.HasRoom(key, payload.size(), flags, replace);
+    // A full leaf in a variable encoding whose entries now all share widths (a key of another
+    // width was deleted or replaced) may take the entry once rewritten in a fixed one.
+    if (!fits && n.Reencode()) {
+      leaf.MarkDirty();
+      fits = n.HasRoom(key, payload.size(), flags, replace);
+    }
+    if (fits) {
       std::optional<OverflowRef> old;
       if (found) {
         if (n.flags(pos) & kSlotFlagOverflow) old = DecodeOverflowRef(AsBytes(n.payload(pos)));
         n.Remove(pos);
       }
+      // An empty leaf (the new half of a run's split) takes the prefix the key shares with its
+      // fence, as the run's next keys most likely will.
+      if (n.count() == 0) n.ExtendPrefix(key, key);
       n.Insert(pos, key, payload, flags);
+      if (!found) n.NoteInsertAt(pos);
       leaf.MarkDirty();
       const bool underfull = found && Underfull(n);
       leaf.Release();
@@ -323,185 +333,10 @@ Status BTree::PutPayload(std::string_view key, std::string_view payload, uint8_t
       return underfull ? Rebalance(&path) : Status::OK();
     }
     leaf.Release();
-    VDE_RETURN_IF_ERROR(SplitNode(&path, path.depth - 1, key));
+    VDE_RETURN_IF_ERROR(SplitNode(&path, path.depth - 1, key, payload.size()));
   }
   return Corrupt(root(),
                  "put did not find room after " + std::to_string(kMaxPutRestarts) + " splits");
-}
-
-// ---- Split ----
-
-Status BTree::PlanSplit(const Node& n, uint64_t id, std::string_view key, SplitPlan* plan) const {
-  const uint32_t cnt = n.count();
-  if (n.is_leaf() && cnt <= 1) {
-    // One entry and the new one do not fit together: split between them, leaving one half
-    // empty. The new entry then fits its half alone (NODE_FORMAT.md, "Limits").
-    if (cnt == 0) return Corrupt(id, "an entry does not fit an empty leaf");
-    std::string k0;
-    n.CopyKey(0, &k0);
-    int c = CompareKeys(key, k0);
-    if (c == 0) return Corrupt(id, "an entry does not fit a leaf of its own");
-    plan->pos = c < 0 ? 0 : 1;
-    plan->separator = std::string(c < 0 ? ShortestSeparator(key, k0) : ShortestSeparator(k0, key));
-    return Status::OK();
-  }
-  if (cnt == 0) return Corrupt(id, "an entry does not fit an empty inner page");
-
-  const uint64_t cap = NodeCapacity(block_size_);
-  const uint64_t lf = n.lower_fence().size(), uf = n.upper_fence().size();
-  std::vector<uint64_t> sum(cnt + 1, 0);
-  for (uint32_t i = 0; i < cnt; i++) sum[i + 1] = sum[i] + n.EntrySpaceAt(i);
-  const uint64_t total = sum[cnt];
-  // Where the left half should end: the middle, or near the end when appending (and near the
-  // start when prepending) so that ascending or descending loads leave full pages behind.
-  bool f;
-  uint32_t at = n.LowerBound(key, &f);
-  uint64_t target = at >= cnt ? total * 9 / 10 : at == 0 ? total / 10 : total / 2;
-
-  // Candidate split points: a leaf splits before slot p in [1, cnt); an inner page promotes
-  // slot p in [0, cnt). Sizes are those of the current page, an upper bound for the halves
-  // (their prefixes can only be longer).
-  struct Candidate {
-    uint32_t pos;
-    uint64_t sep_len;
-    uint64_t off_target;
-  };
-  std::vector<Candidate> feasible;
-  const uint32_t first = n.is_leaf() ? 1 : 0;
-  for (uint32_t p = first; p < cnt; p++) {
-    // Bytes of the entries each half keeps, and the separator both get as a fence.
-    const uint64_t left = sum[p];
-    const uint64_t right = total - sum[n.is_leaf() ? p : p + 1];
-    const uint64_t sep_len =
-        n.is_leaf() ? n.prefix_len() + ShortestSeparator(n.suffix(p - 1), n.suffix(p)).size()
-                    : n.key_size(p);
-    if (lf + sep_len + left > cap || sep_len + uf + right > cap) continue;
-    uint64_t off = left > target ? left - target : target - left;
-    feasible.push_back({p, sep_len, off});
-  }
-  if (feasible.empty()) return Corrupt(id, "no split point gives two halves that fit");
-  uint64_t best_off = feasible[0].off_target;
-  for (const Candidate& c : feasible) best_off = std::min(best_off, c.off_target);
-  // Within a small window of the best balance, prefer the shortest separator: it makes the
-  // parent's entry and both halves' fences shorter.
-  const Candidate* best = nullptr;
-  for (const Candidate& c : feasible) {
-    if (c.off_target > best_off + cap / 16) continue;
-    if (best == nullptr || c.sep_len < best->sep_len ||
-        (c.sep_len == best->sep_len && c.off_target < best->off_target)) {
-      best = &c;
-    }
-  }
-  plan->pos = best->pos;
-  if (n.is_leaf()) {
-    plan->separator = std::string(n.prefix());
-    plan->separator += ShortestSeparator(n.suffix(best->pos - 1), n.suffix(best->pos));
-  } else {
-    n.CopyKey(best->pos, &plan->separator);
-  }
-  return Status::OK();
-}
-
-void BTree::BuildSplit(const Node& n, const SplitPlan& plan, std::byte* left, std::byte* right) {
-  MutableNode l(left, block_size_), r(right, block_size_);
-  const std::string_view pre = n.prefix();
-  const uint32_t cnt = n.count();
-  auto copy = [&](MutableNode& dst, uint32_t i) {
-    dst.InsertPieces(dst.count(), pre, n.suffix(i), n.payload(i), n.flags(i));
-  };
-  if (n.is_leaf()) {
-    l.Init(0, n.lower_fence(), plan.separator, 0);
-    r.Init(0, plan.separator, n.upper_fence(), 0);
-    for (uint32_t i = 0; i < cnt; i++) copy(i < plan.pos ? l : r, i);
-  } else {
-    l.Init(n.level(), n.lower_fence(), plan.separator, n.child(plan.pos));
-    r.Init(n.level(), plan.separator, n.upper_fence(), n.upper_child());
-    for (uint32_t i = 0; i < cnt; i++) {
-      if (i != plan.pos) copy(i < plan.pos ? l : r, i);
-    }
-  }
-}
-
-Status BTree::SplitNode(Path* path, uint32_t index, std::string_view key) {
-  const uint64_t id = path->steps[index].page;
-  VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(id));
-  Node n(g.data().data(), block_size_);
-  const uint8_t level = n.level();
-  SplitPlan plan;
-  VDE_RETURN_IF_ERROR(PlanSplit(n, id, key, &plan));
-
-  ExclusiveGuard parent;
-  if (index > 0) {
-    VDE_ASSIGN_OR_RETURN(parent, PinExclusive(path->steps[index - 1].page));
-    Node pn(parent.data().data(), block_size_);
-    if (pn.FreeSpaceAfterCompaction() < pn.EntrySpace(plan.separator.size(), kChildRefSize)) {
-      // Make room in the parent first; the caller restarts from the root.
-      g.Release();
-      parent.Release();
-      return SplitNode(path, index - 1, plan.separator);
-    }
-  } else if (level + 1u >= kMaxLevels) {
-    return Status::NotSupported("btree: the tree would exceed " + std::to_string(kMaxLevels) +
-                                " levels");
-  }
-
-  // Take every resource before changing anything, so a failure leaves the tree as it was.
-  const uint64_t gen = source_->generation();
-  uint64_t ids[2] = {0, 0};  // left half, new root
-  ExclusiveGuard guards[2];
-  const int needed = index == 0 ? 2 : 1;
-  for (int i = 0; i < needed; i++) {
-    Status s;
-    Result<uint64_t> a = source_->Allocate(1);
-    if (a.has_value()) {
-      ids[i] = *a;
-      Result<ExclusiveGuard> pinned = cache_->PinNew(ids[i]);
-      if (pinned.has_value()) {
-        guards[i] = std::move(*pinned);
-        continue;
-      }
-      s = pinned.error();
-    } else {
-      s = a.error();
-    }
-    for (int j = 0; j < 2; j++) {
-      if (guards[j].valid()) cache_->Discard(guards[j]);
-      if (ids[j] != 0) {
-        Status f = source_->Free(ids[j], 1);
-        if (!f.ok()) s = s.WithContext("(freeing block " + std::to_string(ids[j]) + " failed)");
-      }
-    }
-    return s;
-  }
-
-  std::byte* left_buf = scratch_.get();
-  std::byte* right_buf = scratch_.get() + block_size_;
-  BuildSplit(n, plan, left_buf, right_buf);
-  const size_t body = block_size_ - kBlockHeaderSize;
-  std::memcpy(guards[0].data().data() + kBlockHeaderSize, left_buf + kBlockHeaderSize, body);
-  StampNode(guards[0].data(), ids[0], gen);
-  guards[0].MarkDirty();
-  std::memcpy(g.data().data() + kBlockHeaderSize, right_buf + kBlockHeaderSize, body);
-  g.MarkDirty();
-
-  std::array<std::byte, kChildRefSize> child;
-  PutU64(child.data(), ids[0]);
-  const std::string_view child_view = AsView(child.data(), child.size());
-  std::byte* compact = scratch_.get() + 2 * block_size_;
-  if (index == 0) {
-    MutableNode r(guards[1].data().data(), block_size_, compact);
-    r.Init(level + 1, {}, {}, id);
-    r.Insert(0, plan.separator, child_view, 0);
-    StampNode(guards[1].data(), ids[1], gen);
-    guards[1].MarkDirty();
-    root_.store(ids[1], std::memory_order_release);
-    height_.fetch_add(1, std::memory_order_release);
-  } else {
-    MutableNode p(parent.data().data(), block_size_, compact);
-    p.Insert(path->steps[index - 1].slot, plan.separator, child_view, 0);
-    parent.MarkDirty();
-  }
-  return Status::OK();
 }
 
 // ---- Delete and merge ----
@@ -530,14 +365,15 @@ Status BTree::Delete(std::string_view key) {
 bool BTree::MergeFits(const Node& a, const Node& b, std::string_view separator) const {
   const std::string_view lower = a.lower_fence(), upper = b.upper_fence();
   const size_t prefix = (lower.empty() || upper.empty()) ? 0 : CommonPrefix(lower, upper);
-  uint64_t size = lower.size() + upper.size();
+  // In the encoding the merged node gets (fixed when every entry allows it).
+  NodeSizer size(prefix, lower.size() + upper.size());
   for (const Node* x : {&a, &b}) {
     for (uint32_t i = 0; i < x->count(); i++) {
-      size += kSlotSize + x->key_size(i) - prefix + x->payload(i).size();
+      size.Add(x->key_size(i), x->payload(i).size(), x->flags(i));
     }
   }
-  if (!a.is_leaf()) size += kSlotSize + separator.size() - prefix + kChildRefSize;
-  return size <= NodeCapacity(block_size_);
+  if (!a.is_leaf()) size.Add(separator.size(), kChildRefSize, 0);
+  return size.bytes() <= block_size_;
 }
 
 Status BTree::Rebalance(Path* path) {
@@ -579,8 +415,25 @@ Status BTree::Rebalance(Path* path) {
         VDE_RETURN_IF_ERROR(source_->Free(b_old, 1));
       }
       const Node a(ag.data().data(), block_size_), b(bg.data().data(), block_size_);
-      MutableNode m(merged_buf, block_size_);
+      MutableNode m(merged_buf, block_size_, compact);
       m.Init(a.level(), a.lower_fence(), b.upper_fence(), a.is_leaf() ? 0 : b.upper_child());
+      // The longest prefix the merged keys share (at least the fences', which MergeFits used).
+      std::string first, last;
+      if (a.count() > 0) {
+        a.CopyKey(0, &first);
+      } else if (!a.is_leaf()) {
+        first = sep;
+      } else if (b.count() > 0) {
+        b.CopyKey(0, &first);
+      }
+      if (b.count() > 0) {
+        b.CopyKey(b.count() - 1, &last);
+      } else if (!a.is_leaf()) {
+        last = sep;
+      } else if (a.count() > 0) {
+        a.CopyKey(a.count() - 1, &last);
+      }
+      if (!first.empty()) m.ExtendPrefix(first, last);
       for (uint32_t i = 0; i < a.count(); i++) {
         m.InsertPieces(m.count(), a.prefix(), a.suffix(i), a.payload(i), a.flags(i));
       }

@@ -14,10 +14,10 @@
 // cache, PageCache::FlushAll(), make the device durable, record each tree's root(), then advance
 // the generation. A tree reopened with Open(root) sees exactly what that checkpoint held.
 //
-// Thread safety: one std::shared_mutex per tree: Get, iterators, GetStats and Verify share it;
-// Put, Delete and Destroy take it exclusively. Several trees may share one PageCache and
-// BlockSource from any threads. An Iterator is used by one thread at a time; it takes the lock
-// only inside each call, so a thread may write to the tree while it holds an iterator (the
+// Thread safety: one std::shared_mutex per tree: Get, MultiGet, iterators, GetStats and Verify
+// share it; Put, Delete and Destroy take it exclusively. Several trees may share one PageCache
+// and BlockSource from any threads. An Iterator is used by one thread at a time; it takes the
+// lock only inside each call, so a thread may write to the tree while it holds an iterator (the
 // iterator then re-seeks from its current key).
 //
 // Ownership: the cache and the source are not owned and must outlive the tree; the tree must
@@ -38,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,28 @@ struct IteratorOptions {
   // Keys >= lower_bound and < upper_bound; an empty string means unbounded.
   std::string lower_bound;
   std::string upper_bound;
+  // Read-ahead: once a scan has crossed two leaves in one direction, each further crossing that
+  // finds the next leaf not yet read ahead reads a window of the following leaves (found through
+  // the parent pages) with one batch, the window doubling from 2 up to this many leaves (and at
+  // most frames/8 of the cache). A Seek or a change of direction starts over. 0 turns it off.
+  uint32_t readahead_max = 64;
+};
+
+// Counters of the batched read path since this BTree object was created or opened (relaxed;
+// they may be read while other threads use the tree).
+struct BTreeReadStats {
+  uint64_t multi_gets = 0;            // MultiGet calls
+  uint64_t multi_get_keys = 0;        // keys they were given
+  uint64_t leaf_batches = 0;          // batched leaf reads (one ReadBatch each, >= 1 leaf)
+  uint64_t leaves_read = 0;           // leaves those batches read
+  uint64_t max_leaves_per_batch = 0;  // the largest of them
+  uint64_t inner_batches = 0;         // batched inner-page reads (inner pages not resident)
+  uint64_t inner_pages_read = 0;
+  uint64_t overflow_batches = 0;      // ReadBatch calls for out-of-line values
+  uint64_t overflow_values_read = 0;
+  uint64_t readahead_windows = 0;     // read-ahead batches iterators asked for
+  uint64_t readahead_leaves = 0;      // leaves they named (resident ones are not read again)
+  uint64_t readahead_max_window = 0;  // the largest window reached
 };
 
 struct BTreeStats {
@@ -69,8 +92,21 @@ struct BTreeStats {
   uint32_t height = 0;                    // levels, 1 for a lone root leaf
   std::vector<uint64_t> pages_per_level;  // [0] = leaves, [height - 1] = the root
   double fill_factor = 0;                 // mean over pages of compacted bytes / block size
+  std::vector<double> fill_per_level;     // the same per level, [0] = leaves
+  double leaf_fill_factor = 0;            // mean over leaves
+  double inner_fill_factor = 0;           // mean over inner pages; 0 for a lone root leaf
+  // Pages by node encoding (NODE_FORMAT.md, "Encodings").
+  uint64_t variable_pages = 0;
+  uint64_t fixed_key_pages = 0;    // fixed-width keys, payloads in the heap
+  uint64_t fixed_entry_pages = 0;  // fixed-width keys and payloads
   uint64_t overflow_values = 0;
   uint64_t overflow_blocks = 0;
+  // Node splits (leaves and inner pages) since this BTree object was created or opened, by where
+  // they split: at the end of an ascending run, at the start of a descending one, or near the
+  // middle.
+  uint64_t splits_ascending = 0;
+  uint64_t splits_descending = 0;
+  uint64_t splits_middle = 0;
 };
 
 struct VerifyOptions {
@@ -97,6 +133,17 @@ class BTree {
 
   // Stores the value of `key` in *value; NotFound when absent.
   Status Get(std::string_view key, std::string* value) const;
+  // Looks up every key of `keys` at once: (*values)[i] and (*statuses)[i] answer keys[i] (OK,
+  // NotFound, InvalidArgument for a key outside the limits, or the read error of a page or value
+  // on its path); both vectors are resized to keys.size(). Keys may repeat and come in any
+  // order. The keys are sorted, the inner levels walked level by level, and the leaves that are
+  // not resident read with one ReadBatch per chunk of up to max(1, frames/4) keys (so one batch
+  // when keys.size() <= frames/4), then the out-of-line values with one more. Returns OK when
+  // every status is OK or NotFound, else the first other error in key order.
+  Status MultiGet(std::span<const std::string_view> keys, std::vector<std::string>* values,
+                  std::vector<Status>* statuses) const;
+  // Counters of MultiGet and iterator read-ahead.
+  BTreeReadStats read_stats() const;
   // Inserts or replaces.
   Status Put(std::string_view key, std::string_view value);
   // NotFound when absent.
@@ -139,9 +186,11 @@ class BTree {
     uint32_t depth = 0;
   };
   enum class Descent { kLowerBound, kUpperBound, kRightmost };
+  enum class SplitKind { kMiddle = 0, kAscending = 1, kDescending = 2 };
   struct SplitPlan {
     uint32_t pos = 0;       // leaf: first slot of the right half; inner: the promoted slot
     std::string separator;  // full key
+    SplitKind kind = SplitKind::kMiddle;
   };
 
   BTree(PageCache* cache, BlockSource* source, const BTreeOptions& options, uint64_t root,
@@ -164,9 +213,11 @@ class BTree {
   Result<uint64_t> RelocatePage(ExclusiveGuard& page);
   Result<ExclusiveGuard> MakeWritable(Path* path, ExclusiveGuard leaf);
   Status PutPayload(std::string_view key, std::string_view payload, uint8_t flags);
-  Status PlanSplit(const Node& node, uint64_t id, std::string_view key, SplitPlan* plan) const;
+  // Where to split `node` to make room for an entry (key, payload of payload_size bytes).
+  Status PlanSplit(const Node& node, uint64_t id, std::string_view key, size_t payload_size,
+                   SplitPlan* plan) const;
   void BuildSplit(const Node& node, const SplitPlan& plan, std::byte* left, std::byte* right);
-  Status SplitNode(Path* path, uint32_t index, std::string_view key);
+  Status SplitNode(Path* path, uint32_t index, std::string_view key, size_t payload_size);
   bool MergeFits(const Node& a, const Node& b, std::string_view separator) const;
   Status Rebalance(Path* path);
   Status CollapseRoot();
@@ -188,9 +239,21 @@ class BTree {
   bool destroyed_ = false;
   // Bumped by every change; an iterator whose leaf copy is older re-seeks.
   std::atomic<uint64_t> modifications_{0};
+  // Splits by SplitKind (written under mu_ held exclusively, read by GetStats).
+  std::array<std::atomic<uint64_t>, 3> splits_{};
   mutable std::shared_mutex mu_;
   // Three block-sized buffers for building split and merged nodes and compacting (writers).
   std::unique_ptr<std::byte[]> scratch_;
+
+  // MultiGet's counters and iterators' read-ahead counters (btree_multiget.cpp).
+  struct ReadCounters {
+    std::atomic<uint64_t> multi_gets{0}, multi_get_keys{0}, leaf_batches{0}, leaves_read{0},
+        max_leaves_per_batch{0}, inner_batches{0}, inner_pages_read{0}, overflow_batches{0},
+        overflow_values_read{0}, readahead_windows{0}, readahead_leaves{0},
+        readahead_max_window{0};
+  };
+  mutable ReadCounters read_counters_;
+  struct MultiGetRun;  // one MultiGet call (btree_multiget.cpp)
 
   friend class Iterator;
 };
@@ -228,6 +291,14 @@ class BTree::Iterator {
   Status NextLeaf();
   Status PrevLeaf();
   void CopyLeaf(const SharedGuard& leaf);
+  // DescendShared that also records path_ (btree_iterator.cpp).
+  Result<SharedGuard> Descend(std::string_view key, Descent how);
+  // Read-ahead: called before each step to the neighbouring leaf in direction dir (+1 / -1).
+  void NoteLeafStep(int dir);
+  void ResetReadAhead();
+  // Appends to *out the leaves at distance 1..want from the current one in direction dir, as
+  // path_ locates it, within the bounds. Advisory: stops early on any error.
+  void CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out);
   Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
 
   const BTree* tree_;
@@ -240,6 +311,20 @@ class BTree::Iterator {
   mutable Status status_;
   mutable bool value_loaded_ = false;
   mutable std::string value_;
+  // The inner pages of the last descent, root first, and the child slot taken in each; valid
+  // while path_version_ equals the tree's modifications_.
+  struct PathLevel {
+    uint64_t page = 0;
+    uint32_t slot = 0;
+  };
+  std::vector<PathLevel> path_;
+  uint64_t path_version_ = ~uint64_t{0};
+  // Read-ahead state: direction of the current run of leaf steps, its length, the last window,
+  // and how many leaves beyond the current one were read ahead.
+  int ra_dir_ = 0;
+  uint32_t ra_run_ = 0;
+  uint32_t ra_window_ = 0;
+  uint32_t ra_ahead_ = 0;
 };
 
 }  // namespace vde::index

@@ -2,13 +2,37 @@
 // neither the lock nor the cache beyond a version check; it crosses to the next or previous leaf
 // by re-descending from the root with the leaf's fence key (no sibling pointers: under
 // copy-on-write a moved page would have to update both neighbours).
+//
+// Read-ahead. Each descent records the inner pages it went through and the child slot taken in
+// each (path_), so the iterator knows where its leaf sits among its parent's children. Once a
+// scan has stepped over kReadAheadAfter leaves in one direction, a step whose target was not
+// read ahead collects the next `window` leaves from the parent's child list (moving on through
+// the grandparent, and higher, at the parent's end) and reads the missing ones with one
+// PageCache::Prefetch; the window doubles from kFirstWindow up to IteratorOptions::readahead_max
+// (capped at frames/8, so read-ahead never floods the cache). A Seek or a change of direction
+// starts over; Get and MultiGet never read ahead.
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "index/btree.h"
 
 namespace vde::index {
+
+namespace {
+
+constexpr uint32_t kReadAheadAfter = 2;
+constexpr uint32_t kFirstWindow = 2;
+
+void RaiseMax(std::atomic<uint64_t>& max, uint64_t v) {
+  uint64_t seen = max.load(std::memory_order_relaxed);
+  while (seen < v && !max.compare_exchange_weak(seen, v, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
 
 std::unique_ptr<BTree::Iterator> BTree::NewIterator(IteratorOptions options) const {
   return std::unique_ptr<Iterator>(new Iterator(this, std::move(options)));
@@ -22,6 +46,126 @@ BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
 void BTree::Iterator::CopyLeaf(const SharedGuard& g) {
   std::memcpy(leaf_.get(), g.data().data(), tree_->block_size_);
   leaf_version_ = tree_->modifications_.load(std::memory_order_relaxed);
+}
+
+Result<BTree::SharedGuard> BTree::Iterator::Descend(std::string_view key, Descent how) {
+  path_.clear();
+  path_version_ = ~uint64_t{0};
+  const uint64_t version = tree_->modifications_.load(std::memory_order_relaxed);
+  uint64_t id = tree_->root_.load(std::memory_order_relaxed);
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->PinShared(id));
+  Node n(g.data().data(), tree_->block_size_);
+  VDE_RETURN_IF_ERROR(tree_->CheckRoot(n, id));
+  while (!n.is_leaf()) {
+    bool found;
+    const uint32_t slot = how == Descent::kRightmost    ? n.count()
+                          : how == Descent::kUpperBound ? n.UpperBound(key)
+                                                        : n.LowerBound(key, &found);
+    path_.push_back({id, slot});
+    const uint64_t child = n.child(slot);
+    VDE_RETURN_IF_ERROR(tree_->CheckChildPointer(id, child));
+    VDE_ASSIGN_OR_RETURN(SharedGuard c, tree_->PinShared(child));
+    Node cn(c.data().data(), tree_->block_size_);
+    VDE_RETURN_IF_ERROR(tree_->CheckChild(n, id, slot, cn, child));
+    g = std::move(c);
+    n = cn;
+    id = child;
+  }
+  path_version_ = version;
+  return g;
+}
+
+void BTree::Iterator::ResetReadAhead() {
+  ra_dir_ = 0;
+  ra_run_ = 0;
+  ra_window_ = 0;
+  ra_ahead_ = 0;
+}
+
+void BTree::Iterator::NoteLeafStep(int dir) {
+  if (ra_dir_ != dir) {
+    ResetReadAhead();
+    ra_dir_ = dir;
+  }
+  ra_run_++;
+  if (ra_ahead_ > 0) {  // this step's leaf was read ahead
+    ra_ahead_--;
+    return;
+  }
+  if (options_.readahead_max == 0 || ra_run_ < kReadAheadAfter || path_.empty() ||
+      path_version_ != tree_->modifications_.load(std::memory_order_relaxed)) {
+    return;
+  }
+  const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
+  const uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);
+  std::vector<uint64_t> leaves;
+  CollectLeaves(dir, window, &leaves);
+  if (leaves.empty()) return;
+  // Advisory: a leaf that fails here fails again, with its error, when the scan pins it.
+  (void)tree_->cache_->Prefetch(leaves, &ValidateNode);
+  ra_window_ = window;
+  ra_ahead_ = static_cast<uint32_t>(leaves.size()) - 1;  // the first is this step's target
+  ReadCounters& rc = tree_->read_counters_;
+  rc.readahead_windows.fetch_add(1, std::memory_order_relaxed);
+  rc.readahead_leaves.fetch_add(leaves.size(), std::memory_order_relaxed);
+  RaiseMax(rc.readahead_max_window, window);
+}
+
+void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out) {
+  const uint32_t bs = tree_->block_size_;
+  struct Level {
+    uint64_t page;
+    uint32_t slot;
+    SharedGuard guard;
+  };
+  // The path is current (path_version_ checked): its pages are the ones the descent checked.
+  std::vector<Level> lv;
+  lv.reserve(path_.size());
+  for (const PathLevel& p : path_) {
+    Result<SharedGuard> g = tree_->PinShared(p.page);
+    if (!g.has_value()) return;
+    lv.push_back({p.page, p.slot, std::move(*g)});
+  }
+  // Moves level l to its next child in direction dir, crossing into the neighbouring page
+  // (through the level above) at the end of this one. False at the end of the tree.
+  auto step = [&](auto&& self, size_t l) -> bool {
+    const Node n(lv[l].guard.data().data(), bs);
+    if (dir > 0 ? lv[l].slot < n.count() : lv[l].slot > 0) {
+      lv[l].slot += dir;
+      return true;
+    }
+    if (l == 0 || !self(self, l - 1)) return false;
+    const Node up(lv[l - 1].guard.data().data(), bs);
+    const uint64_t id = up.child(lv[l - 1].slot);
+    if (!tree_->CheckChildPointer(lv[l - 1].page, id).ok()) return false;
+    Result<SharedGuard> g = tree_->PinShared(id);
+    if (!g.has_value()) return false;
+    const Node cn(g->data().data(), bs);
+    if (!tree_->CheckChild(up, lv[l - 1].page, lv[l - 1].slot, cn, id).ok()) return false;
+    lv[l] = {id, dir > 0 ? 0 : cn.count(), std::move(*g)};
+    return true;
+  };
+  const size_t last = lv.size() - 1;  // the leaves' parent
+  const std::string& lb = options_.lower_bound;
+  const std::string& ub = options_.upper_bound;
+  while (out->size() < want && step(step, last)) {
+    const Node p(lv[last].guard.data().data(), bs);
+    const uint32_t j = lv[last].slot;
+    // Child j holds keys in (lower, upper]: stop once it lies wholly outside the bounds.
+    if (dir > 0 && !ub.empty()) {
+      const bool beyond =
+          j == 0 ? !p.lower_fence().empty() && p.lower_fence() >= ub : p.CompareKey(j - 1, ub) >= 0;
+      if (beyond) return;
+    }
+    if (dir < 0 && !lb.empty()) {
+      const bool before = j == p.count() ? !p.upper_fence().empty() && p.upper_fence() < lb
+                                         : p.CompareKey(j, lb) < 0;
+      if (before) return;
+    }
+    const uint64_t leaf = p.child(j);
+    if (!tree_->CheckChildPointer(lv[last].page, leaf).ok()) return;
+    out->push_back(leaf);
+  }
 }
 
 void BTree::Iterator::Finish(Status s) {
@@ -39,7 +183,7 @@ void BTree::Iterator::Finish(Status s) {
 
 Status BTree::Iterator::AtOrAfter(std::string_view key, bool strict) {
   valid_ = false;
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->DescendShared(key, Descent::kLowerBound));
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(key, Descent::kLowerBound));
   CopyLeaf(g);
   g.Release();
   Node n = leaf();
@@ -56,7 +200,7 @@ Status BTree::Iterator::AtOrAfter(std::string_view key, bool strict) {
 
 Status BTree::Iterator::AtOrBefore(std::string_view key, bool strict) {
   valid_ = false;
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->DescendShared(key, Descent::kLowerBound));
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(key, Descent::kLowerBound));
   CopyLeaf(g);
   g.Release();
   Node n = leaf();
@@ -77,7 +221,7 @@ Status BTree::Iterator::AtOrBefore(std::string_view key, bool strict) {
 
 Status BTree::Iterator::AtLast() {
   valid_ = false;
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->DescendShared({}, Descent::kRightmost));
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend({}, Descent::kRightmost));
   CopyLeaf(g);
   g.Release();
   if (leaf().count() > 0) {
@@ -95,7 +239,8 @@ Status BTree::Iterator::NextLeaf() {
     // No next leaf, or every key beyond this leaf is past the upper bound.
     if (fence.empty()) return Status::OK();
     if (!options_.upper_bound.empty() && fence >= options_.upper_bound) return Status::OK();
-    VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->DescendShared(fence, Descent::kUpperBound));
+    NoteLeafStep(+1);
+    VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(fence, Descent::kUpperBound));
     if (Node(g.data().data(), tree_->block_size_).lower_fence() != fence) {
       return tree_->Corrupt(g.page_id(), "the leaf after fence key does not start at it");
     }
@@ -114,7 +259,8 @@ Status BTree::Iterator::PrevLeaf() {
     const std::string fence(leaf().lower_fence());
     if (fence.empty()) return Status::OK();
     if (!options_.lower_bound.empty() && fence < options_.lower_bound) return Status::OK();
-    VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->DescendShared(fence, Descent::kLowerBound));
+    NoteLeafStep(-1);
+    VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(fence, Descent::kLowerBound));
     if (Node(g.data().data(), tree_->block_size_).upper_fence() != fence) {
       return tree_->Corrupt(g.page_id(), "the leaf before fence key does not end at it");
     }
@@ -129,12 +275,14 @@ Status BTree::Iterator::PrevLeaf() {
 
 void BTree::Iterator::SeekToFirst() {
   std::shared_lock lock(tree_->mu_);
+  ResetReadAhead();
   Status s = tree_->CheckUsable();
   Finish(s.ok() ? AtOrAfter(options_.lower_bound, false) : s);
 }
 
 void BTree::Iterator::SeekToLast() {
   std::shared_lock lock(tree_->mu_);
+  ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   Finish(options_.upper_bound.empty() ? AtLast() : AtOrBefore(options_.upper_bound, true));
@@ -142,6 +290,7 @@ void BTree::Iterator::SeekToLast() {
 
 void BTree::Iterator::Seek(std::string_view key) {
   std::shared_lock lock(tree_->mu_);
+  ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   std::string target(key < options_.lower_bound ? options_.lower_bound : key);
@@ -150,6 +299,7 @@ void BTree::Iterator::Seek(std::string_view key) {
 
 void BTree::Iterator::SeekForPrev(std::string_view key) {
   std::shared_lock lock(tree_->mu_);
+  ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   if (!options_.upper_bound.empty() && key >= options_.upper_bound) {

@@ -57,12 +57,28 @@ Result<BTreeStats> BTree::GetStats() const {
   BTreeStats st;
   st.height = height_.load(std::memory_order_relaxed);
   st.pages_per_level.assign(st.height, 0);
+  st.fill_per_level.assign(st.height, 0);
   double fill_sum = 0;
   uint64_t pages = 0;
   VDE_RETURN_IF_ERROR(Walk([&](const Node& n, uint64_t) -> Status {
-    if (n.level() < st.pages_per_level.size()) st.pages_per_level[n.level()]++;
+    const double fill = static_cast<double>(n.UsedBytes()) / block_size_;
+    if (n.level() < st.pages_per_level.size()) {
+      st.pages_per_level[n.level()]++;
+      st.fill_per_level[n.level()] += fill;
+    }
     pages++;
-    fill_sum += static_cast<double>(n.UsedBytes()) / block_size_;
+    fill_sum += fill;
+    switch (n.encoding()) {
+      case NodeEncoding::kVariable:
+        st.variable_pages++;
+        break;
+      case NodeEncoding::kFixedKeys:
+        st.fixed_key_pages++;
+        break;
+      case NodeEncoding::kFixedEntries:
+        st.fixed_entry_pages++;
+        break;
+    }
     if (!n.is_leaf()) return Status::OK();
     st.entries += n.count();
     for (uint32_t i = 0; i < n.count(); i++) {
@@ -74,6 +90,24 @@ Result<BTreeStats> BTree::GetStats() const {
     return Status::OK();
   }));
   st.fill_factor = pages == 0 ? 0 : fill_sum / static_cast<double>(pages);
+  double inner_sum = 0;
+  uint64_t inner_pages = 0;
+  for (size_t level = 0; level < st.fill_per_level.size(); level++) {
+    if (level > 0) {
+      inner_sum += st.fill_per_level[level];
+      inner_pages += st.pages_per_level[level];
+    }
+    const uint64_t n = st.pages_per_level[level];
+    if (n > 0) st.fill_per_level[level] /= static_cast<double>(n);
+  }
+  st.leaf_fill_factor = st.fill_per_level.empty() ? 0 : st.fill_per_level[0];
+  st.inner_fill_factor = inner_pages == 0 ? 0 : inner_sum / static_cast<double>(inner_pages);
+  auto splits = [&](SplitKind k) {
+    return splits_[static_cast<size_t>(k)].load(std::memory_order_relaxed);
+  };
+  st.splits_ascending = splits(SplitKind::kAscending);
+  st.splits_descending = splits(SplitKind::kDescending);
+  st.splits_middle = splits(SplitKind::kMiddle);
   return st;
 }
 

@@ -1,13 +1,12 @@
+// Node pages: reading (search, entry access, space accounting) and changing them (insert,
+// remove, compaction, encoding changes). Validation of pages read from the device is in
+// node_validate.cpp.
 #include "index/node.h"
 
 #include <algorithm>
-#include <array>
 #include <cassert>
 #include <cstring>
 #include <string>
-
-#include "index/overflow.h"
-#include "index/page_cache.h"
 
 namespace vde::index {
 
@@ -18,6 +17,51 @@ namespace {
 // memcpy of a view that may be empty with a null data pointer (std::string_view()).
 void CopyBytes(std::byte* dst, std::string_view src) {
   if (!src.empty()) std::memcpy(dst, src.data(), src.size());
+}
+
+// Bytes an entry takes beyond its key suffix and payload, by encoding: the variable slot, the
+// fixed-key payload reference, nothing for fixed entries. Encodings only ever change towards a
+// larger overhead on insert, so the difference is what a rewrite costs per entry.
+uint32_t Overhead(NodeEncoding e) {
+  switch (e) {
+    case NodeEncoding::kVariable:
+      return kSlotSize;
+    case NodeEncoding::kFixedKeys:
+      return kPayloadRefSize;
+    case NodeEncoding::kFixedEntries:
+      return 0;
+  }
+  return kSlotSize;
+}
+
+// Splits the byte string a + b after its first n bytes: *sa + *sb is the rest.
+void DropFront(std::string_view a, std::string_view b, size_t n, std::string_view* sa,
+               std::string_view* sb) {
+  assert(a.size() + b.size() >= n);
+  *sa = a.size() >= n ? a.substr(n) : std::string_view();
+  *sb = a.size() >= n ? b : b.substr(n - a.size());
+}
+
+// How many leading bytes of `pre` the byte string a + b shares.
+size_t SharedPrefix(std::string_view pre, std::string_view a, std::string_view b) {
+  size_t n = CommonPrefix(pre, a);
+  if (n < a.size() || n == pre.size()) return n;
+  return n + CommonPrefix(pre.substr(n), b);
+}
+
+// The encoding after inserting an entry (suffix_size, payload_size, flags) into a node of
+// encoding e whose `others` remaining entries' suffixes grow by `grow` bytes (the prefix got
+// shorter). Fixed encodings only ever give way to less compact ones here.
+NodeEncoding NextEncoding(NodeEncoding e, size_t key_width, size_t payload_width, size_t grow,
+                          size_t suffix_size, size_t payload_size, uint8_t flags, uint32_t others) {
+  if (others == 0) return FixedEncodingFor(suffix_size, true, payload_size, flags != 0);
+  if (e == NodeEncoding::kVariable) return NodeEncoding::kVariable;
+  const size_t width = key_width + grow;
+  if (width > kMaxFixedWidth || suffix_size != width) return NodeEncoding::kVariable;
+  if (e == NodeEncoding::kFixedEntries && payload_size == payload_width && flags == 0) {
+    return NodeEncoding::kFixedEntries;
+  }
+  return NodeEncoding::kFixedKeys;
 }
 
 }  // namespace
@@ -37,6 +81,83 @@ std::string_view ShortestSeparator(std::string_view a, std::string_view b) {
   return a;
 }
 
+std::string_view NodeEncodingName(NodeEncoding e) {
+  switch (e) {
+    case NodeEncoding::kVariable:
+      return "variable";
+    case NodeEncoding::kFixedKeys:
+      return "fixed-keys";
+    case NodeEncoding::kFixedEntries:
+      return "fixed-entries";
+  }
+  return "unknown";
+}
+
+NodeEncoding FixedEncodingFor(size_t key_width, bool same_payload, size_t payload_width,
+                              bool any_flags) {
+  if (key_width == 0 || key_width > kMaxFixedWidth) return NodeEncoding::kVariable;
+  if (same_payload && payload_width <= kMaxFixedWidth && !any_flags) {
+    return NodeEncoding::kFixedEntries;
+  }
+  return NodeEncoding::kFixedKeys;
+}
+
+size_t BestPrefix(std::string_view lower, std::string_view upper, std::string_view first,
+                  std::string_view last) {
+  assert(!first.empty());
+  const size_t floor = lower.empty() || upper.empty() ? 0 : CommonPrefix(lower, upper);
+  const std::string_view source = lower.empty() ? upper : lower;
+  size_t best = std::min(CommonPrefix(source, first), CommonPrefix(source, last));
+  best = std::min(best, first.size() - 1);
+  return std::max(best, floor);
+}
+
+// ---- NodeSizer ----
+
+void NodeSizer::Add(size_t key_size, size_t payload_size, uint8_t flags) {
+  assert(key_size >= prefix_);
+  const size_t suffix = key_size - prefix_;
+  if (count_ == 0) {
+    key_width_ = suffix;
+    payload_width_ = payload_size;
+  }
+  same_key_ = same_key_ && suffix == key_width_;
+  same_payload_ = same_payload_ && payload_size == payload_width_;
+  any_flags_ = any_flags_ || flags != 0;
+  count_++;
+  suffix_bytes_ += suffix;
+  payload_bytes_ += payload_size;
+}
+
+NodeEncoding NodeSizer::encoding() const {
+  return same_key_ && count_ > 0
+             ? FixedEncodingFor(key_width_, same_payload_, payload_width_, any_flags_)
+             : NodeEncoding::kVariable;
+}
+
+uint64_t NodeSizer::bytes() const {
+  return Bytes(fences_, count_, suffix_bytes_, payload_bytes_, same_key_, key_width_, same_payload_,
+               payload_width_, any_flags_);
+}
+
+uint64_t NodeSizer::Bytes(size_t fences_len, uint64_t count, uint64_t suffix_bytes,
+                          uint64_t payload_bytes, bool same_key, size_t key_width,
+                          bool same_payload, size_t payload_width, bool any_flags) {
+  const uint64_t base = kNodeHeaderSize + fences_len;
+  const NodeEncoding e = same_key && count > 0
+                             ? FixedEncodingFor(key_width, same_payload, payload_width, any_flags)
+                             : NodeEncoding::kVariable;
+  switch (e) {
+    case NodeEncoding::kVariable:
+      return base + count * kSlotSize + suffix_bytes + payload_bytes;
+    case NodeEncoding::kFixedKeys:
+      return base + count * (key_width + kPayloadRefSize) + payload_bytes;
+    case NodeEncoding::kFixedEntries:
+      return base + count * (key_width + payload_width);
+  }
+  return base;
+}
+
 // ---- Node ----
 
 uint32_t Node::Head(std::string_view s) {
@@ -46,6 +167,31 @@ uint32_t Node::Head(std::string_view s) {
     if (i < s.size()) h |= static_cast<uint8_t>(s[i]);
   }
   return h;
+}
+
+size_t Node::PayloadOffset(uint32_t i) const {
+  const std::byte* e = entry(i);
+  if (!fixed_keys()) return GetU16(e + nl::kSlotOffset) + GetU16(e + nl::kSlotKeyLen);
+  if (fixed_payloads()) return EntryOffset(i) + key_width();
+  return GetU16(e + key_width());
+}
+
+size_t Node::PayloadLen(uint32_t i) const {
+  if (!fixed_keys()) return GetU16(entry(i) + nl::kSlotPayloadLen);
+  if (fixed_payloads()) return payload_width();
+  return GetU16(entry(i) + key_width() + 2) & ~kRefOverflowBit;
+}
+
+uint32_t Node::EntrySpaceAt(uint32_t i) const {
+  switch (encoding()) {
+    case NodeEncoding::kVariable:
+      return static_cast<uint32_t>(kSlotSize + suffix(i).size() + payload(i).size());
+    case NodeEncoding::kFixedKeys:
+      return static_cast<uint32_t>(entry_size() + PayloadLen(i));
+    case NodeEncoding::kFixedEntries:
+      break;
+  }
+  return entry_size();
 }
 
 void Node::CopyKey(uint32_t i, std::string* out) const {
@@ -85,9 +231,30 @@ uint32_t Node::LowerBound(std::string_view key, bool* found) const {
   if (c > 0) return count();
   if (key.size() < pre.size()) return 0;
   std::string_view k = key.substr(pre.size());
-  uint32_t kh = Head(k);
   uint32_t lo = 0, hi = count();
-  SearchHint(kh, &lo, &hi);
+  SearchHint(Head(k), &lo, &hi);
+  if (fixed_keys()) {
+    // Binary search straight on the entry array: suffixes of one width at a fixed stride.
+    const size_t width = key_width(), stride = entry_size();
+    const size_t common = std::min(k.size(), width);
+    const int tail = k.size() < width ? -1 : k.size() > width ? 1 : 0;
+    const char* base = reinterpret_cast<const char*>(p_) + nl::kSlots;
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      int cmp = std::memcmp(k.data(), base + mid * stride, common);
+      if (cmp == 0) cmp = tail;
+      if (cmp < 0) {
+        hi = mid;
+      } else if (cmp > 0) {
+        lo = mid + 1;
+      } else {
+        *found = true;
+        return mid;
+      }
+    }
+    return lo;
+  }
+  const uint32_t kh = Head(k);
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     uint32_t h = head(mid);
@@ -102,6 +269,55 @@ uint32_t Node::LowerBound(std::string_view key, bool* found) const {
     }
   }
   return lo;
+}
+
+NodeEncoding Node::EncodingAfterInsert(std::string_view key, size_t payload_size, uint8_t flags,
+                                       uint32_t replace) const {
+  const size_t plen = PrefixAfterInsert(key);
+  return NextEncoding(encoding(), key_width(), payload_width(), prefix_len() - plen,
+                      key.size() - plen, payload_size, flags,
+                      count() - (replace == kNoSlot ? 0 : 1));
+}
+
+uint64_t Node::UsedBytesAfterInsert(std::string_view key, size_t payload_size, uint8_t flags,
+                                    uint32_t replace) const {
+  const size_t plen = PrefixAfterInsert(key);
+  const size_t grow = prefix_len() - plen, suffix_size = key.size() - plen;
+  const NodeEncoding next = EncodingAfterInsert(key, payload_size, flags, replace);
+  uint64_t used = UsedBytes();
+  uint64_t others = count();
+  if (replace != kNoSlot) {
+    used -= EntrySpaceAt(replace);
+    others--;
+  }
+  // A rewrite adds to every other entry the bytes its suffix grows by (a shorter prefix) and
+  // the difference in per-entry overhead (a less compact encoding).
+  if (others > 0) {
+    assert(Overhead(next) >= Overhead(encoding()));
+    used += others * (Overhead(next) - Overhead(encoding()) + grow);
+  }
+  switch (next) {
+    case NodeEncoding::kVariable:
+      return used + kSlotSize + suffix_size + payload_size;
+    case NodeEncoding::kFixedKeys:
+      return used + suffix_size + kPayloadRefSize + payload_size;
+    case NodeEncoding::kFixedEntries:
+      break;
+  }
+  return used + suffix_size + payload_size;
+}
+
+NodeEncoding Node::BestEncoding() const {
+  const uint32_t n = count();
+  if (n == 0) return NodeEncoding::kVariable;
+  const size_t width = suffix(0).size(), payload_width = payload(0).size();
+  bool same_payload = true, any_flags = false;
+  for (uint32_t i = 0; i < n; i++) {
+    if (suffix(i).size() != width) return NodeEncoding::kVariable;
+    same_payload = same_payload && payload(i).size() == payload_width;
+    any_flags = any_flags || flags(i) != 0;
+  }
+  return FixedEncodingFor(width, same_payload, payload_width, any_flags);
 }
 
 // ---- MutableNode ----
@@ -128,48 +344,132 @@ void MutableNode::Init(uint8_t level, std::string_view lower, std::string_view u
   PutU64(p + nl::kUpperChild, upper_child);
 }
 
-void MutableNode::InsertPieces(uint32_t pos, std::string_view a, std::string_view b,
-                               std::string_view payload, uint8_t flags) {
-  const uint32_t plen = prefix_len();
-  assert(a.size() + b.size() >= plen);
-  // Drop the node's prefix from the front of a + b.
-  std::string_view sa = a.size() >= plen ? a.substr(plen) : std::string_view();
-  std::string_view sb = a.size() >= plen ? b : b.substr(plen - a.size());
-  const uint32_t klen = static_cast<uint32_t>(sa.size() + sb.size());
-  const uint32_t len = static_cast<uint32_t>(klen + payload.size());
+void MutableNode::SetEncoding(NodeEncoding e, size_t key_width, size_t payload_width) {
+  assert(key_width <= kMaxFixedWidth && payload_width <= kMaxFixedWidth);
+  const uint8_t run_bits = node_flags() & nl::kRunMask;
+  mp_[nl::kNodeFlags] = std::byte{static_cast<uint8_t>(run_bits | static_cast<uint8_t>(e))};
+  mp_[nl::kKeyWidth] = std::byte{static_cast<uint8_t>(key_width)};
+  mp_[nl::kPayloadWidth] = std::byte{static_cast<uint8_t>(payload_width)};
+}
+
+void MutableNode::SetRun(InsertRun run) {
+  const uint8_t other = node_flags() & static_cast<uint8_t>(~nl::kRunMask);
+  mp_[nl::kNodeFlags] =
+      std::byte{static_cast<uint8_t>(other | (static_cast<uint8_t>(run) << nl::kRunShift))};
+}
+
+void MutableNode::NoteInsertAt(uint32_t pos) {
   const uint32_t n = count();
-  assert(pos <= n);
-  if (FreeSpace() < kSlotSize + len) Compact();
-  assert(FreeSpace() >= kSlotSize + len);
-  uint32_t off = heap_start() - len;
-  std::byte* e = mp_ + off;
-  CopyBytes(e, sa);
-  CopyBytes(e + sa.size(), sb);
-  CopyBytes(e + klen, payload);
-  std::byte* s = mp_ + nl::kSlots + pos * kSlotSize;
-  std::memmove(s + kSlotSize, s, (n - pos) * kSlotSize);
-  PutU16(s + nl::kSlotOffset, static_cast<uint16_t>(off));
-  PutU16(s + nl::kSlotKeyLen, static_cast<uint16_t>(klen));
-  PutU16(s + nl::kSlotPayloadLen, static_cast<uint16_t>(payload.size()));
-  s[nl::kSlotFlags] = std::byte{flags};
-  s[nl::kSlotFlags + 1] = std::byte{0};
-  PutU32(s + nl::kSlotHead, Head(Bytes(off, klen)));
-  PutU16(mp_ + nl::kCount, static_cast<uint16_t>(n + 1));
+  SetRun(pos + 1 == n ? InsertRun::kAscending
+         : pos == 0   ? InsertRun::kDescending
+                      : InsertRun::kNone);
+}
+
+uint32_t MutableNode::AllocHeap(uint32_t len, uint32_t array_growth) {
+  if (FreeSpace() < array_growth + len) Compact();
+  assert(FreeSpace() >= array_growth + len);
+  const uint32_t off = heap_start() - len;
   PutU32(mp_ + nl::kHeapStart, off);
   PutU32(mp_ + nl::kHeapUsed, heap_used() + len);
+  return off;
+}
+
+void MutableNode::InsertRaw(uint32_t pos, std::string_view sa, std::string_view sb,
+                            std::string_view payload, uint8_t flags) {
+  const uint32_t n = count();
+  assert(pos <= n);
+  const uint32_t klen = static_cast<uint32_t>(sa.size() + sb.size());
+  const uint32_t plen = static_cast<uint32_t>(payload.size());
+  const uint32_t stride = entry_size();
+  const NodeEncoding e = encoding();
+  uint32_t off = 0;
+  switch (e) {
+    case NodeEncoding::kVariable:
+      off = AllocHeap(klen + plen, stride);
+      CopyBytes(mp_ + off, sa);
+      CopyBytes(mp_ + off + sa.size(), sb);
+      CopyBytes(mp_ + off + klen, payload);
+      break;
+    case NodeEncoding::kFixedKeys:
+      assert(klen == key_width());
+      off = AllocHeap(plen, stride);
+      if (plen == 0) off = 0;  // an empty payload lies nowhere: offset 0
+      CopyBytes(mp_ + off, payload);
+      break;
+    case NodeEncoding::kFixedEntries:
+      assert(klen == key_width() && plen == payload_width() && flags == 0);
+      AllocHeap(0, stride);
+      break;
+  }
+  std::byte* s = mp_ + EntryOffset(pos);
+  std::memmove(s + stride, s, static_cast<size_t>(n - pos) * stride);
+  if (e == NodeEncoding::kVariable) {
+    PutU16(s + nl::kSlotOffset, static_cast<uint16_t>(off));
+    PutU16(s + nl::kSlotKeyLen, static_cast<uint16_t>(klen));
+    PutU16(s + nl::kSlotPayloadLen, static_cast<uint16_t>(plen));
+    s[nl::kSlotFlags] = std::byte{flags};
+    s[nl::kSlotFlags + 1] = std::byte{0};
+    PutU32(s + nl::kSlotHead, Head(Bytes(off, klen)));
+  } else {
+    CopyBytes(s, sa);
+    CopyBytes(s + sa.size(), sb);
+    if (e == NodeEncoding::kFixedKeys) {
+      PutU16(s + klen, static_cast<uint16_t>(off));
+      PutU16(s + klen + 2,
+             static_cast<uint16_t>(plen | ((flags & kSlotFlagOverflow) ? kRefOverflowBit : 0u)));
+    } else {
+      CopyBytes(s + klen, payload);
+    }
+  }
+  PutU16(mp_ + nl::kCount, static_cast<uint16_t>(n + 1));
+}
+
+void MutableNode::InsertPieces(uint32_t pos, std::string_view a, std::string_view b,
+                               std::string_view payload, uint8_t flags) {
+  // The prefix the node keeps: shorter when the key does not share it, and never all of it.
+  assert(a.size() + b.size() > 0);
+  const size_t plen = std::min(SharedPrefix(prefix(), a, b), a.size() + b.size() - 1);
+  const size_t grow = prefix_len() - plen;
+  std::string_view sa, sb;
+  DropFront(a, b, plen, &sa, &sb);
+  const size_t klen = sa.size() + sb.size();
+  const uint32_t n = count();
+  const NodeEncoding next =
+      NextEncoding(encoding(), key_width(), payload_width(), grow, klen, payload.size(), flags, n);
+  if (n == 0) {
+    PutU16(mp_ + nl::kPrefixLen, static_cast<uint16_t>(plen));
+    SetEncoding(next, next == NodeEncoding::kVariable ? 0 : klen,
+                next == NodeEncoding::kFixedEntries ? payload.size() : 0);
+  } else if (next != encoding() || grow > 0) {
+    Rebuild(next, plen);
+  }
+  InsertRaw(pos, sa, sb, payload, flags);
   UpdateHints();
 }
 
 void MutableNode::Remove(uint32_t pos) {
   const uint32_t n = count();
   assert(pos < n);
-  uint32_t len = static_cast<uint32_t>(suffix(pos).size() + payload(pos).size());
-  uint32_t off = GetU16(slot(pos) + nl::kSlotOffset);
-  if (off == heap_start()) PutU32(mp_ + nl::kHeapStart, off + len);  // cheap reclaim
-  std::byte* s = mp_ + nl::kSlots + pos * kSlotSize;
-  std::memmove(s, s + kSlotSize, (n - pos - 1) * kSlotSize);
+  uint32_t len = 0, off = 0;
+  switch (encoding()) {
+    case NodeEncoding::kVariable:
+      len = static_cast<uint32_t>(suffix(pos).size() + payload(pos).size());
+      off = GetU16(entry(pos) + nl::kSlotOffset);
+      break;
+    case NodeEncoding::kFixedKeys:
+      len = static_cast<uint32_t>(PayloadLen(pos));
+      off = static_cast<uint32_t>(PayloadOffset(pos));
+      break;
+    case NodeEncoding::kFixedEntries:
+      break;
+  }
+  if (len > 0 && off == heap_start()) PutU32(mp_ + nl::kHeapStart, off + len);  // cheap reclaim
+  const uint32_t stride = entry_size();
+  std::byte* s = mp_ + EntryOffset(pos);
+  std::memmove(s, s + stride, static_cast<size_t>(n - pos - 1) * stride);
   PutU16(mp_ + nl::kCount, static_cast<uint16_t>(n - 1));
   PutU32(mp_ + nl::kHeapUsed, heap_used() - len);
+  if (n == 1) SetEncoding(NodeEncoding::kVariable, 0, 0);  // empty: the next entry decides
   UpdateHints();
 }
 
@@ -188,21 +488,68 @@ void MutableNode::Compact() {
   uint32_t heap = bs_;
   auto place = [&](std::string_view bytes) {
     heap -= static_cast<uint32_t>(bytes.size());
-    std::memcpy(mp_ + heap, bytes.data(), bytes.size());
-    return heap;
+    CopyBytes(mp_ + heap, bytes);
+    return static_cast<uint16_t>(heap);
   };
   if (!old.upper_fence().empty()) PutU16(mp_ + nl::kUpperOff, place(old.upper_fence()));
   if (!old.lower_fence().empty()) PutU16(mp_ + nl::kLowerOff, place(old.lower_fence()));
   const uint32_t n = old.count();
-  for (uint32_t i = 0; i < n; i++) {
-    std::string_view suf = old.suffix(i), pay = old.payload(i);
-    heap -= static_cast<uint32_t>(suf.size() + pay.size());
-    std::memcpy(mp_ + heap, suf.data(), suf.size());
-    std::memcpy(mp_ + heap + suf.size(), pay.data(), pay.size());
-    PutU16(mp_ + nl::kSlots + i * kSlotSize + nl::kSlotOffset, static_cast<uint16_t>(heap));
+  const NodeEncoding e = old.encoding();
+  for (uint32_t i = 0; i < n && e != NodeEncoding::kFixedEntries; i++) {
+    const std::string_view pay = old.payload(i);
+    if (e == NodeEncoding::kFixedKeys) {
+      if (!pay.empty()) PutU16(mp_ + EntryOffset(i) + key_width(), place(pay));
+      continue;
+    }
+    const std::string_view suf = old.suffix(i);
+    place(pay);
+    PutU16(mp_ + EntryOffset(i) + nl::kSlotOffset, place(suf));
   }
   PutU32(mp_ + nl::kHeapStart, heap);
   assert(bs_ - heap == heap_used());
+}
+
+void MutableNode::Rebuild(NodeEncoding e, size_t prefix_len) {
+  assert(scratch_ != nullptr);
+  std::memcpy(scratch_, mp_, bs_);
+  const Node old(scratch_, bs_);
+  const uint32_t n = old.count();
+  Init(old.level(), old.lower_fence(), old.upper_fence(), old.upper_child());
+  PutU16(mp_ + nl::kPrefixLen, static_cast<uint16_t>(prefix_len));
+  if (n > 0) {
+    SetEncoding(e, e == NodeEncoding::kVariable ? 0 : old.key_size(0) - prefix_len,
+                e == NodeEncoding::kFixedEntries ? old.payload(0).size() : 0);
+  }
+  // A fresh heap has no holes: InsertRaw never compacts here (which would reuse scratch).
+  const std::string_view old_prefix = old.prefix();
+  for (uint32_t i = 0; i < n; i++) {
+    std::string_view sa, sb;
+    DropFront(old_prefix, old.suffix(i), prefix_len, &sa, &sb);
+    InsertRaw(i, sa, sb, old.payload(i), old.flags(i));
+  }
+  SetRun(old.run());
+  UpdateHints();
+}
+
+void MutableNode::ExtendPrefix(std::string_view first, std::string_view last) {
+  assert(count() == 0);
+  const size_t plen = BestPrefix(lower_fence(), upper_fence(), first, last);
+  if (plen > prefix_len()) PutU16(mp_ + nl::kPrefixLen, static_cast<uint16_t>(plen));
+}
+
+bool MutableNode::Reencode() {
+  const uint32_t n = count();
+  if (n == 0) return false;
+  std::string first, last;
+  CopyKey(0, &first);
+  CopyKey(n - 1, &last);
+  const size_t plen =
+      std::max<size_t>(prefix_len(), BestPrefix(lower_fence(), upper_fence(), first, last));
+  NodeSizer sizer(plen, lower_fence().size() + upper_fence().size());
+  for (uint32_t i = 0; i < n; i++) sizer.Add(key_size(i), payload(i).size(), flags(i));
+  if (sizer.bytes() >= UsedBytes()) return false;
+  Rebuild(sizer.encoding(), plen);
+  return true;
 }
 
 void MutableNode::UpdateHints() {
@@ -214,160 +561,6 @@ void MutableNode::UpdateHints() {
   }
   uint32_t dist = n / (kHintCount + 1);
   for (uint32_t i = 0; i < kHintCount; i++) PutU32(h + 4 * i, head(dist * (i + 1)));
-}
-
-// ---- Validation ----
-
-namespace {
-
-Status Bad(uint64_t block, std::string_view path, const std::string& what) {
-  return Status::Corruption("block " + std::to_string(block) + " of " + std::string(path) +
-                            ": btree node: " + what);
-}
-
-}  // namespace
-
-Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string_view path) {
-  const uint32_t bs = static_cast<uint32_t>(page.size());
-  const std::byte* p = page.data();
-  const BlockHeader h = DecodeBlockHeader(page);
-  if (h.type != BlockType::kBTreeLeaf && h.type != BlockType::kBTreeInner) {
-    return Bad(block, path,
-               "block type " + std::string(BlockTypeName(h.type)) + " (" +
-                   std::to_string(static_cast<uint16_t>(h.type)) + ")");
-  }
-  if (h.version != kNodeVersion || h.flags != 0) {
-    return Bad(
-        block, path,
-        "unsupported version " + std::to_string(h.version) + " flags " + std::to_string(h.flags));
-  }
-  Node n(p, bs);
-  const uint32_t level = n.level();
-  if ((level == 0) != (h.type == BlockType::kBTreeLeaf) || level >= kMaxLevels) {
-    return Bad(block, path,
-               "level " + std::to_string(level) + " in a " + std::string(BlockTypeName(h.type)));
-  }
-  if (p[nl::kReserved] != std::byte{0} || p[nl::kReserved + 1] != std::byte{0} ||
-      p[nl::kReserved + 2] != std::byte{0}) {
-    return Bad(block, path, "reserved header bytes are not zero");
-  }
-  const uint32_t count = n.count();
-  const uint64_t heap_start = n.heap_start();
-  const uint64_t heap_used = n.heap_used();
-  if (nl::kSlots + uint64_t{count} * kSlotSize > heap_start || heap_start > bs ||
-      heap_used > bs - heap_start) {
-    return Bad(block, path,
-               std::to_string(count) + " slots, heap start " + std::to_string(heap_start) +
-                   ", heap used " + std::to_string(heap_used) + " do not fit the page");
-  }
-  const uint32_t max_key = MaxKeySize(bs);
-  auto check_range = [&](uint64_t off, uint64_t len, const char* what) -> Status {
-    if (off < heap_start || off + len > bs) {
-      return Bad(block, path,
-                 std::string(what) + " at " + std::to_string(off) + " length " +
-                     std::to_string(len) + " lies outside the heap [" + std::to_string(heap_start) +
-                     ", " + std::to_string(bs) + ")");
-    }
-    return Status::OK();
-  };
-  auto check_fence = [&](size_t off_field, size_t len_field, const char* name) -> Status {
-    uint32_t off = GetU16(p + off_field), len = GetU16(p + len_field);
-    if (len > max_key) {
-      return Bad(block, path, std::string(name) + " of " + std::to_string(len) + " bytes");
-    }
-    if (len == 0) {
-      return off == 0 ? Status::OK() : Bad(block, path, std::string(name) + ": stray offset");
-    }
-    return check_range(off, len, name);
-  };
-  VDE_RETURN_IF_ERROR(check_fence(nl::kLowerOff, nl::kLowerLen, "lower fence"));
-  VDE_RETURN_IF_ERROR(check_fence(nl::kUpperOff, nl::kUpperLen, "upper fence"));
-  const std::string_view lower = n.lower_fence(), upper = n.upper_fence();
-  if (!lower.empty() && !upper.empty() && lower >= upper) {
-    return Bad(block, path, "lower fence is not below the upper fence");
-  }
-  const size_t want_prefix = (lower.empty() || upper.empty()) ? 0 : CommonPrefix(lower, upper);
-  if (n.prefix_len() != want_prefix) {
-    return Bad(block, path,
-               "prefix length " + std::to_string(n.prefix_len()) + ", fences share " +
-                   std::to_string(want_prefix));
-  }
-  const uint64_t upper_child = n.upper_child();
-  if (level == 0 ? upper_child != 0 : (upper_child == 0 || upper_child == kNoPage)) {
-    return Bad(block, path, "upper child " + std::to_string(upper_child));
-  }
-  const std::string_view lower_suffix = lower.empty() ? lower : lower.substr(want_prefix);
-  const std::string_view upper_suffix = upper.empty() ? upper : upper.substr(want_prefix);
-  const uint32_t max_inline = MaxInlineValueSize(bs);
-  uint64_t used = lower.size() + upper.size();
-  std::string_view prev;
-  for (uint32_t i = 0; i < count; i++) {
-    const std::byte* s = p + nl::kSlots + i * kSlotSize;
-    uint32_t off = GetU16(s + nl::kSlotOffset), klen = GetU16(s + nl::kSlotKeyLen),
-             plen = GetU16(s + nl::kSlotPayloadLen);
-    uint8_t flags = std::to_integer<uint8_t>(s[nl::kSlotFlags]);
-    std::string where = "slot " + std::to_string(i);
-    VDE_RETURN_IF_ERROR(check_range(off, uint64_t{klen} + plen, where.c_str()));
-    if (want_prefix + klen == 0 || want_prefix + klen > max_key) {
-      return Bad(block, path, where + ": key of " + std::to_string(want_prefix + klen) + " bytes");
-    }
-    if (s[nl::kSlotFlags + 1] != std::byte{0}) return Bad(block, path, where + ": reserved byte");
-    std::string_view suf = n.suffix(i);
-    if (n.head(i) != Node::Head(suf)) return Bad(block, path, where + ": key head mismatch");
-    if (i > 0 && !(prev < suf)) return Bad(block, path, where + ": keys out of order");
-    if (i == 0 && !lower.empty() && !(lower_suffix < suf)) {
-      return Bad(block, path, where + ": key not above the lower fence");
-    }
-    if (i == count - 1 && !upper.empty() && suf > upper_suffix) {
-      return Bad(block, path, where + ": key above the upper fence");
-    }
-    if (level == 0) {
-      if ((flags & ~kSlotFlagOverflow) != 0) return Bad(block, path, where + ": flags");
-      if (flags & kSlotFlagOverflow) {
-        if (plen != kOverflowRefSize ||
-            !IsValidOverflowRef(DecodeOverflowRef(p + off + klen), bs)) {
-          return Bad(block, path, where + ": invalid out-of-line value reference");
-        }
-      } else if (plen > max_inline) {
-        return Bad(block, path, where + ": inline value of " + std::to_string(plen) + " bytes");
-      }
-    } else {
-      uint64_t child = plen == kChildRefSize ? GetU64(p + off + klen) : 0;
-      if (flags != 0 || child == 0 || child == kNoPage) {
-        return Bad(block, path, where + ": invalid child reference");
-      }
-    }
-    used += klen + plen;
-    prev = suf;
-  }
-  if (used != heap_used) {
-    return Bad(block, path,
-               "heap holds " + std::to_string(used) + " live bytes, header says " +
-                   std::to_string(heap_used));
-  }
-  if (count > 2 * kHintCount) {
-    uint32_t dist = count / (kHintCount + 1);
-    for (uint32_t i = 0; i < kHintCount; i++) {
-      if (GetU32(p + nl::kHints + 4 * i) != n.head(dist * (i + 1))) {
-        return Bad(block, path, "search hint " + std::to_string(i) + " is stale");
-      }
-    }
-  } else {
-    for (uint32_t i = 0; i < kHintCount; i++) {
-      if (GetU32(p + nl::kHints + 4 * i) != 0) return Bad(block, path, "unused hint not zero");
-    }
-  }
-  return Status::OK();
-}
-
-void StampNode(std::span<std::byte> page, uint64_t block, uint64_t generation) {
-  std::byte* p = page.data();
-  bool leaf = std::to_integer<uint8_t>(p[nl::kLevel]) == 0;
-  PutU16(p + 8, static_cast<uint16_t>(leaf ? BlockType::kBTreeLeaf : BlockType::kBTreeInner));
-  PutU16(p + 10, kNodeVersion);
-  PutU32(p + 12, 0);
-  PutU64(p + 16, block);
-  PutU64(p + 24, generation);
 }
 
 }  // namespace vde::index

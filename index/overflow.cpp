@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "blockdev/aligned_buffer.h"
 #include "blockdev/block_header.h"
@@ -68,20 +69,23 @@ Result<OverflowRef> WriteOverflowValue(blockdev::BlockDevice* device, BlockSourc
   return ref;
 }
 
-Status ReadOverflowValue(blockdev::BlockDevice* device, const OverflowRef& ref, std::string* out) {
+namespace {
+
+Status InvalidRef(blockdev::BlockDevice* device, const OverflowRef& ref) {
+  return Status::Corruption("block " + std::to_string(ref.first_block) + " of " + device->path() +
+                            ": invalid out-of-line value reference (" +
+                            std::to_string(ref.block_count) + " blocks, " +
+                            std::to_string(ref.value_size) + " bytes)");
+}
+
+// Verifies the extent read into `buf` and copies the value out of it.
+Status DecodeExtent(blockdev::BlockDevice* device, const OverflowRef& ref, const std::byte* buf,
+                    std::string* out) {
   const uint32_t bs = device->block_size();
   const uint32_t per = OverflowPayloadPerBlock(bs);
-  if (!IsValidOverflowRef(ref, bs)) {
-    return Status::Corruption("block " + std::to_string(ref.first_block) + " of " + device->path() +
-                              ": invalid out-of-line value reference (" +
-                              std::to_string(ref.block_count) + " blocks, " +
-                              std::to_string(ref.value_size) + " bytes)");
-  }
-  VDE_ASSIGN_OR_RETURN(AlignedBuffer buf, MakeExtentBuffer(device, ref.block_count));
-  VDE_RETURN_IF_ERROR(device->Read(ref.first_block, ref.block_count, buf.span()));
   out->resize(ref.value_size);
   for (uint32_t i = 0; i < ref.block_count; i++) {
-    const std::byte* b = buf.data() + static_cast<size_t>(i) * bs;
+    const std::byte* b = buf + static_cast<size_t>(i) * bs;
     uint64_t block = ref.first_block + i;
     VDE_RETURN_IF_ERROR(VerifyBlock({b, bs}, block, BlockType::kOverflow, device->path()));
     if (GetU64(b + 32) != ref.value_size || GetU32(b + 40) != i ||
@@ -98,6 +102,63 @@ Status ReadOverflowValue(blockdev::BlockDevice* device, const OverflowRef& ref, 
     std::memcpy(out->data() + off, b + kOverflowHeaderSize, n);
   }
   return Status::OK();
+}
+
+}  // namespace
+
+Status ReadOverflowValue(blockdev::BlockDevice* device, const OverflowRef& ref, std::string* out) {
+  if (!IsValidOverflowRef(ref, device->block_size())) return InvalidRef(device, ref);
+  VDE_ASSIGN_OR_RETURN(AlignedBuffer buf, MakeExtentBuffer(device, ref.block_count));
+  VDE_RETURN_IF_ERROR(device->Read(ref.first_block, ref.block_count, buf.span()));
+  return DecodeExtent(device, ref, buf.data(), out);
+}
+
+uint32_t ReadOverflowValues(blockdev::BlockDevice* device, std::span<const OverflowRef> refs,
+                            std::span<std::string* const> outs, std::span<Status> statuses) {
+  const uint32_t bs = device->block_size();
+  const uint64_t batch_blocks = std::max<uint64_t>(1, kOverflowBatchBytes / bs);
+  uint32_t batches = 0;
+  std::vector<size_t> members;
+  std::vector<blockdev::ReadRequest> reqs;
+  size_t i = 0;
+  while (i < refs.size()) {
+    // The next batch: valid references up to batch_blocks blocks (at least one extent).
+    members.clear();
+    uint64_t blocks = 0;
+    for (; i < refs.size(); i++) {
+      if (!IsValidOverflowRef(refs[i], bs)) {
+        statuses[i] = InvalidRef(device, refs[i]);
+        continue;
+      }
+      if (!members.empty() && blocks + refs[i].block_count > batch_blocks) break;
+      members.push_back(i);
+      blocks += refs[i].block_count;
+    }
+    if (members.empty()) break;
+    Result<AlignedBuffer> buf = MakeExtentBuffer(device, blocks);
+    if (!buf.has_value()) {
+      for (size_t k : members) statuses[k] = buf.error();
+      continue;
+    }
+    reqs.assign(members.size(), blockdev::ReadRequest{});
+    uint64_t at = 0;
+    for (size_t j = 0; j < members.size(); j++) {
+      const OverflowRef& r = refs[members[j]];
+      reqs[j].block = r.first_block;
+      reqs[j].count = r.block_count;
+      reqs[j].buf = buf->data() + at * bs;
+      at += r.block_count;
+    }
+    batches++;
+    (void)device->ReadBatch(reqs);  // per-request statuses are checked below
+    for (size_t j = 0; j < members.size(); j++) {
+      const size_t k = members[j];
+      statuses[k] = reqs[j].status.ok()
+                        ? DecodeExtent(device, refs[k], reqs[j].buf, outs[k])
+                        : reqs[j].status;
+    }
+  }
+  return batches;
 }
 
 Status FreeOverflowValue(BlockSource* source, const OverflowRef& ref) {

@@ -71,6 +71,13 @@ Result<OverflowRef> WriteOverflowValue(blockdev::BlockDevice* device, BlockSourc
                                        std::string_view value);
 // Reads the extent with one Read, verifies every block, and stores the value in *out.
 Status ReadOverflowValue(blockdev::BlockDevice* device, const OverflowRef& ref, std::string* out);
+// Reads many extents with one ReadBatch per kOverflowBatchBytes of them (an extent larger than
+// that gets a batch of its own), verifies each as ReadOverflowValue does, and stores value i in
+// *outs[i] and its status in statuses[i]. Returns the number of ReadBatch calls made.
+// REQUIRES: outs and statuses are as long as refs.
+inline constexpr uint64_t kOverflowBatchBytes = uint64_t{64} << 20;
+uint32_t ReadOverflowValues(blockdev::BlockDevice* device, std::span<const OverflowRef> refs,
+                            std::span<std::string* const> outs, std::span<Status> statuses);
 // Returns the extent to the source.
 Status FreeOverflowValue(BlockSource* source, const OverflowRef& ref);
 

@@ -88,7 +88,7 @@ void FrameLatch::ResetUnlockedExclusive() {
 // ---- PageTable ----
 
 PageCache::PageTable::PageTable(uint32_t capacity_pow2)
-    : slots_(capacity_pow2), mask_(capacity_pow2 - 1) {}
+    : slots_(new Slot[capacity_pow2]), mask_(capacity_pow2 - 1) {}
 
 size_t PageCache::PageTable::Home(uint64_t page) const {
   uint64_t h = page;
@@ -99,37 +99,46 @@ size_t PageCache::PageTable::Home(uint64_t page) const {
 }
 
 uint32_t PageCache::PageTable::Find(uint64_t page) const {
-  for (size_t i = Home(page);; i = (i + 1) & mask_) {
-    if (slots_[i].page == page) return slots_[i].frame;
-    if (slots_[i].page == kNoPage) return kNone;
+  // Bounded: a reader racing a backward shift may skip over the empty slot that ends its probe.
+  size_t i = Home(page);
+  for (size_t steps = 0; steps <= mask_; steps++, i = (i + 1) & mask_) {
+    const uint64_t p = PageAt(i);
+    if (p == page) return slots_[i].frame.load(std::memory_order_relaxed);
+    if (p == kNoPage) return kNone;
   }
+  return kNone;
 }
 
 void PageCache::PageTable::Insert(uint64_t page, uint32_t frame) {
   size_t i = Home(page);
-  while (slots_[i].page != kNoPage) {
-    assert(slots_[i].page != page);
+  while (PageAt(i) != kNoPage) {
+    assert(PageAt(i) != page);
     i = (i + 1) & mask_;
   }
-  slots_[i] = Slot{page, frame};
+  slots_[i].frame.store(frame, std::memory_order_relaxed);
+  slots_[i].page.store(page, std::memory_order_release);
 }
 
 void PageCache::PageTable::Erase(uint64_t page) {
   size_t i = Home(page);
-  while (slots_[i].page != page) {
-    if (slots_[i].page == kNoPage) return;
+  while (PageAt(i) != page) {
+    if (PageAt(i) == kNoPage) return;
     i = (i + 1) & mask_;
   }
   // Backward-shift deletion: no tombstones, so lookups never degrade.
-  for (size_t j = (i + 1) & mask_; slots_[j].page != kNoPage; j = (j + 1) & mask_) {
-    size_t k = Home(slots_[j].page);
+  for (size_t j = (i + 1) & mask_; PageAt(j) != kNoPage; j = (j + 1) & mask_) {
+    size_t k = Home(PageAt(j));
     bool stays = (i < j) ? (k > i && k <= j) : (k > i || k <= j);
     if (!stays) {
-      slots_[i] = slots_[j];
+      slots_[i].page.store(kNoPage, std::memory_order_relaxed);
+      slots_[i].frame.store(slots_[j].frame.load(std::memory_order_relaxed),
+                            std::memory_order_relaxed);
+      slots_[i].page.store(PageAt(j), std::memory_order_release);
       i = j;
     }
   }
-  slots_[i] = Slot{};
+  slots_[i].page.store(kNoPage, std::memory_order_relaxed);
+  slots_[i].frame.store(kNone, std::memory_order_relaxed);
 }
 
 // ---- Guards ----
@@ -177,11 +186,14 @@ std::span<std::byte> PageCache::ExclusiveGuard::data() const {
 }
 
 void PageCache::ExclusiveGuard::MarkDirty() {
-  frame_->dirty.store(true, std::memory_order_release);
+  cache_->SetDirty(frame_, true);
 }
 
 void PageCache::ExclusiveGuard::Release() {
   if (frame_ == nullptr) return;
+  // The holder may have made the page an inner node (or stopped it being one).
+  const uint16_t type = GetU16(cache_->FrameData(frame_).data() + 8);
+  cache_->SetInner(frame_, type == static_cast<uint16_t>(BlockType::kBTreeInner));
   frame_->latch.UnlockExclusive();
   cache_->Unpin(frame_);
   frame_ = nullptr;
@@ -210,7 +222,8 @@ Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* devi
   uint64_t capacity = std::bit_ceil(2 * n);
   std::unique_ptr<PageCache> cache;
   try {
-    cache.reset(new PageCache(device, static_cast<uint32_t>(n), static_cast<uint32_t>(capacity)));
+    cache.reset(new PageCache(device, static_cast<uint32_t>(n), static_cast<uint32_t>(capacity),
+                              std::min<uint32_t>(options.inner_share_percent, 100)));
   } catch (const std::bad_alloc&) {
     return Status::NoSpace(device->path() + ": cannot allocate a page cache of " +
                            std::to_string(options.budget_bytes) + " bytes");
@@ -221,7 +234,8 @@ Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* devi
   return cache;
 }
 
-PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity)
+PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity,
+                     uint32_t inner_share_percent)
     : device_(device),
       block_size_(device->block_size()),
       frame_count_(frame_count),
@@ -229,7 +243,8 @@ PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32
               std::max<size_t>(device->alignment(), 64)),
       base_(buffer_.data()),
       frames_(new Frame[frame_count]),
-      table_(table_capacity) {
+      table_(table_capacity),
+      inner_limit_(static_cast<uint32_t>(uint64_t{frame_count} * inner_share_percent / 100)) {
   for (uint32_t i = 0; i < frame_count_; i++) {
     frames_[i].index = i;
     free_.push_back(frames_[i]);
@@ -241,16 +256,75 @@ PageCache::~PageCache() {
   free_.clear();
 }
 
+bool PageCache::TryPin(Frame* f) {
+  uint32_t p = f->pins.load(std::memory_order_relaxed);
+  do {
+    if ((p & kDead) != 0) return false;
+  } while (!f->pins.compare_exchange_weak(p, p + 1, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+  return true;
+}
+
+void PageCache::NoteUse(Frame* f) {
+  if (!f->referenced.load(std::memory_order_relaxed)) {
+    f->referenced.store(true, std::memory_order_relaxed);
+  }
+  if (f->prefetched.load(std::memory_order_relaxed) &&
+      f->prefetched.exchange(false, std::memory_order_relaxed)) {
+    counters_.prefetch_used.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void PageCache::SetDirty(Frame* f, bool dirty) {
+  // Writers set the bit under the exclusive latch, write-back clears it under a shared one: the
+  // exchange keeps dirty_ exact without the mutex.
+  if (f->dirty.exchange(dirty, std::memory_order_acq_rel) == dirty) return;
+  if (dirty) {
+    dirty_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    dirty_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void PageCache::SetInner(Frame* f, bool inner) {
+  if (f->inner.load(std::memory_order_relaxed) == inner) return;
+  if (f->inner.exchange(inner, std::memory_order_relaxed) == inner) return;
+  if (inner) {
+    inner_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    inner_.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
 void PageCache::Unpin(Frame* f) {
   if (f->pins.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (f->page.load(std::memory_order_acquire) != kNoPage) return;
-  // The last pin of a discarded (or failed) frame returns it to the free list. Nobody can pin
-  // it meanwhile: it is in neither the page table nor the free list.
+  // The last pin of a discarded (or failed) frame returns it to the free list. It is in neither
+  // the page table nor the free list, so only a stale lock-free lookup can pin it meanwhile,
+  // and that pin's own Unpin then frees it.
   std::lock_guard lk(mu_);
-  if (f->pins.load(std::memory_order_relaxed) == 0 && !f->hook.is_linked()) {
-    f->latch.MarkEvicted();
-    free_.push_back(*f);
+  uint32_t zero = 0;
+  if (!f->hook.is_linked() && f->page.load(std::memory_order_relaxed) == kNoPage &&
+      f->pins.compare_exchange_strong(zero, kDead, std::memory_order_acq_rel)) {
+    FreeFrameLocked(f);
   }
+}
+
+void PageCache::FreeFrameLocked(Frame* f) {
+  if (f->prefetched.exchange(false, std::memory_order_relaxed)) {
+    counters_.prefetch_wasted.fetch_add(1, std::memory_order_relaxed);
+  }
+  SetInner(f, false);
+  f->latch.MarkEvicted();
+  free_.push_back(*f);
+}
+
+void PageCache::ReturnUnusedFrame(Frame* f) {
+  f->page.store(kNoPage, std::memory_order_release);
+  f->latch.UnlockExclusive();
+  if (f->pins.fetch_sub(1, std::memory_order_acq_rel) != 1) return;  // a stale pin frees it
+  uint32_t zero = 0;
+  if (f->pins.compare_exchange_strong(zero, kDead, std::memory_order_acq_rel)) FreeFrameLocked(f);
 }
 
 Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& lk) {
@@ -260,26 +334,33 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
     if (!free_.empty()) {
       Frame& f = free_.front();
       free_.pop_front();
-      f.pins.store(1, std::memory_order_relaxed);
-      f.dirty.store(false, std::memory_order_relaxed);
-      f.referenced = true;
       f.latch.ResetUnlockedExclusive();
+      SetDirty(&f, false);  // free frames are clean; kept exact regardless
+      f.referenced.store(true, std::memory_order_relaxed);
+      f.pins.store(1, std::memory_order_release);  // alive again: stale lookups may pin it now
       return &f;
     }
     // CLOCK: sweep from the hand (the ring's front), giving referenced frames a second chance.
+    // Inner pages are passed over while they stay within their share; a second sweep takes
+    // them too when nothing else can go.
+    const bool spare_inner = inner_.load(std::memory_order_relaxed) <= inner_limit_;
     std::array<Frame*, kMaxEvictBatch> victims;
     size_t n = 0;
-    for (size_t steps = 2 * ring_.size(); steps > 0 && n < batch_limit; steps--) {
-      Frame& f = ring_.front();
-      ring_.pop_front();
-      ring_.push_back(f);
-      if (f.pins.load(std::memory_order_relaxed) != 0) continue;
-      if (f.referenced) {
-        f.referenced = false;
-        continue;
+    for (int pass = 0; pass < (spare_inner ? 2 : 1) && n == 0; pass++) {
+      for (size_t steps = 2 * ring_.size(); steps > 0 && n < batch_limit; steps--) {
+        Frame& f = ring_.front();
+        ring_.pop_front();
+        ring_.push_back(f);
+        if (f.pins.load(std::memory_order_relaxed) != 0) continue;
+        if (pass == 0 && spare_inner && f.inner.load(std::memory_order_relaxed)) continue;
+        if (f.referenced.load(std::memory_order_relaxed)) {
+          f.referenced.store(false, std::memory_order_relaxed);
+          continue;
+        }
+        uint32_t zero = 0;
+        if (!f.pins.compare_exchange_strong(zero, 1, std::memory_order_acq_rel)) continue;
+        victims[n++] = &f;  // claimed: nobody else evicts it
       }
-      f.pins.store(1, std::memory_order_relaxed);  // claimed: nobody else evicts it
-      victims[n++] = &f;
     }
     if (n == 0) {
       // Every frame is pinned. Frames other threads are writing back come free soon; pins
@@ -324,23 +405,32 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
     size_t freed = 0;
     for (size_t i = 0; i < n; i++) {
       Frame* f = victims[i];
-      uint32_t left = f->pins.fetch_sub(1, std::memory_order_acq_rel) - 1;
-      if (left != 0) continue;
+      // Our claim is the only pin: mark the frame dead, so no lock-free lookup can pin it,
+      // and only then look at its bits (a pin taken and dropped since may have set them).
+      uint32_t one = 1;
+      if (!f->pins.compare_exchange_strong(one, kDead, std::memory_order_acq_rel)) {
+        f->pins.fetch_sub(1, std::memory_order_acq_rel);  // in use; a discarded one is freed
+        continue;                                         // by its last Unpin
+      }
       if (f->page.load(std::memory_order_relaxed) == kNoPage) {
         // Discarded by another thread while we held the claim: it is ours to free.
         if (!f->hook.is_linked()) {
-          f->latch.MarkEvicted();
-          free_.push_back(*f);
+          FreeFrameLocked(f);
           freed++;
+        } else {
+          f->pins.store(0, std::memory_order_release);
         }
         continue;
       }
-      if (f->referenced || f->dirty.load(std::memory_order_acquire)) continue;
+      if (f->referenced.load(std::memory_order_relaxed) ||
+          f->dirty.load(std::memory_order_acquire)) {
+        f->pins.store(0, std::memory_order_release);  // keep it
+        continue;
+      }
       table_.Erase(f->page.load(std::memory_order_relaxed));
       ring_.erase(ring_.iterator_to(*f));
-      f->page.store(kNoPage, std::memory_order_relaxed);
-      f->latch.MarkEvicted();
-      free_.push_back(*f);
+      f->page.store(kNoPage, std::memory_order_release);
+      FreeFrameLocked(f);
       freed++;
       counters_.evictions.fetch_add(1, std::memory_order_relaxed);
     }
@@ -382,7 +472,7 @@ Status PageCache::WriteBack(std::span<Frame*> frames) {
     counters_.write_batches.fetch_add(1, std::memory_order_relaxed);
     for (size_t i = 0; i < m; i++) {
       if (reqs[i].status.ok()) {
-        sent[i]->dirty.store(false, std::memory_order_release);
+        SetDirty(sent[i], false);
         counters_.pages_written.fetch_add(1, std::memory_order_relaxed);
       }
     }
@@ -393,9 +483,11 @@ Status PageCache::WriteBack(std::span<Frame*> frames) {
 
 Status PageCache::LoadFrame(Frame* f, uint64_t page, PageCheck check) {
   std::span<std::byte> data = FrameData(f);
-  VDE_RETURN_IF_ERROR(VerifyBlock(data, page, BlockType::kFree, device_->path()));
+  BlockHeader h;
+  VDE_RETURN_IF_ERROR(VerifyBlock(data, page, BlockType::kFree, device_->path(), &h));
   if (check != nullptr) VDE_RETURN_IF_ERROR(check(data, page, device_->path()));
   f->checked.store(check, std::memory_order_release);
+  SetInner(f, h.type == BlockType::kBTreeInner);
   return Status::OK();
 }
 
@@ -410,55 +502,79 @@ void PageCache::FailLoad(Frame* f) {
   Unpin(f);
 }
 
+bool PageCache::LatchPinned(Frame* f, uint64_t page, bool exclusive, PageCheck check,
+                            Status* failed) {
+  if (exclusive) {
+    f->latch.LockExclusive();
+  } else {
+    f->latch.LockShared();
+  }
+  Status s;
+  if (f->page.load(std::memory_order_acquire) == page) {
+    if (check == nullptr || f->checked.load(std::memory_order_acquire) == check) {
+      NoteUse(f);
+      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    s = check(FrameData(f), page, device_->path());
+    if (s.ok()) {
+      f->checked.store(check, std::memory_order_release);
+      NoteUse(f);
+      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    *failed = std::move(s);
+  }
+  // Rejected, or its load failed or it was discarded while we waited.
+  if (exclusive) {
+    f->latch.UnlockExclusive();
+  } else {
+    f->latch.UnlockShared();
+  }
+  Unpin(f);
+  return false;
+}
+
+PageCache::Frame* PageCache::FixResident(uint64_t page, bool exclusive, PageCheck check,
+                                         Status* failed) {
+  const uint32_t idx = table_.Find(page);
+  if (idx >= frame_count_) return nullptr;
+  Frame* f = &frames_[idx];
+  if (f->page.load(std::memory_order_acquire) != page || !TryPin(f)) return nullptr;
+  // Pinned, the frame cannot be reused; check again that it holds our page before waiting on
+  // its latch (a stale lookup must not wait on a latch held for another page).
+  if (f->page.load(std::memory_order_acquire) != page) {
+    Unpin(f);
+    return nullptr;
+  }
+  return LatchPinned(f, page, exclusive, check, failed) ? f : nullptr;
+}
+
 Result<PageCache::Frame*> PageCache::Fix(uint64_t page, bool exclusive, PageCheck check) {
   if (page == kNoPage) {
     return Status::InvalidArgument(device_->path() + ": pin of the invalid page id");
+  }
+  {
+    Status failed;
+    if (Frame* f = FixResident(page, exclusive, check, &failed)) return f;
+    if (!failed.ok()) return failed;
   }
   std::unique_lock lk(mu_);
   for (;;) {
     uint32_t idx = table_.Find(page);
     if (idx != PageTable::kNone) {
       Frame* f = &frames_[idx];
-      f->pins.fetch_add(1, std::memory_order_relaxed);
-      f->referenced = true;
+      f->pins.fetch_add(1, std::memory_order_acq_rel);  // in the table: not dead under mu_
       lk.unlock();
-      if (exclusive) {
-        f->latch.LockExclusive();
-      } else {
-        f->latch.LockShared();
-      }
-      if (f->page.load(std::memory_order_acquire) == page) {
-        counters_.hits.fetch_add(1, std::memory_order_relaxed);
-        if (check != nullptr && f->checked.load(std::memory_order_acquire) != check) {
-          Status s = check(FrameData(f), page, device_->path());
-          if (!s.ok()) {
-            if (exclusive) {
-              f->latch.UnlockExclusive();
-            } else {
-              f->latch.UnlockShared();
-            }
-            Unpin(f);
-            return s;
-          }
-          f->checked.store(check, std::memory_order_release);
-        }
-        return f;
-      }
-      // Its load failed or it was discarded while we waited: look again.
-      if (exclusive) {
-        f->latch.UnlockExclusive();
-      } else {
-        f->latch.UnlockShared();
-      }
-      Unpin(f);
-      lk.lock();
+      Status failed;
+      if (LatchPinned(f, page, exclusive, check, &failed)) return f;
+      if (!failed.ok()) return failed;
+      lk.lock();  // look again
       continue;
     }
     VDE_ASSIGN_OR_RETURN(Frame * f, AcquireFrame(lk));
     if (table_.Find(page) != PageTable::kNone) {  // loaded by another thread meanwhile
-      f->pins.store(0, std::memory_order_relaxed);
-      f->latch.MarkEvicted();
-      free_.push_front(*f);
+      ReturnUnusedFrame(f);
       continue;
     }
     f->page.store(page, std::memory_order_release);
@@ -500,13 +616,11 @@ Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
     }
     VDE_ASSIGN_OR_RETURN(Frame * f, AcquireFrame(lk));
     if (table_.Find(page) != PageTable::kNone) {
-      f->pins.store(0, std::memory_order_relaxed);
-      f->latch.MarkEvicted();
-      free_.push_front(*f);
+      ReturnUnusedFrame(f);
       continue;
     }
     f->page.store(page, std::memory_order_release);
-    f->dirty.store(true, std::memory_order_release);
+    SetDirty(f, true);
     f->checked.store(nullptr, std::memory_order_release);
     table_.Insert(page, f->index);
     ring_.push_back(*f);
@@ -515,56 +629,6 @@ Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
     std::memset(data.data(), 0, data.size());
     return ExclusiveGuard(this, f);
   }
-}
-
-Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
-  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
-  std::vector<Frame*> loading;
-  {
-    std::unique_lock lk(mu_);
-    for (uint64_t page : pages) {
-      if (loading.size() == limit) break;
-      if (page == kNoPage || table_.Find(page) != PageTable::kNone) continue;
-      Result<Frame*> r = AcquireFrame(lk);
-      if (!r.has_value()) break;  // advisory: stop when no frame comes free
-      Frame* f = *r;
-      if (table_.Find(page) != PageTable::kNone) {
-        f->pins.store(0, std::memory_order_relaxed);
-        f->latch.MarkEvicted();
-        free_.push_front(*f);
-        continue;
-      }
-      f->page.store(page, std::memory_order_release);
-      table_.Insert(page, f->index);
-      ring_.push_back(*f);
-      loading.push_back(f);
-    }
-  }
-  if (loading.empty()) return Status::OK();
-  std::vector<blockdev::ReadRequest> reqs(loading.size());
-  for (size_t i = 0; i < loading.size(); i++) {
-    reqs[i].block = loading[i]->page.load(std::memory_order_relaxed);
-    reqs[i].buf = FrameData(loading[i]).data();
-  }
-  counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
-  (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
-  Status first;
-  for (size_t i = 0; i < loading.size(); i++) {
-    Frame* f = loading[i];
-    Status s = reqs[i].status;
-    if (s.ok()) {
-      counters_.pages_read.fetch_add(1, std::memory_order_relaxed);
-      s = LoadFrame(f, reqs[i].block, check);
-    }
-    if (s.ok()) {
-      f->latch.UnlockExclusive();
-      Unpin(f);
-    } else {
-      FailLoad(f);
-      if (first.ok()) first = s;
-    }
-  }
-  return first;
 }
 
 Status PageCache::Relocate(ExclusiveGuard& guard, uint64_t new_page) {
@@ -578,7 +642,7 @@ Status PageCache::Relocate(ExclusiveGuard& guard, uint64_t new_page) {
   table_.Erase(f->page.load(std::memory_order_relaxed));
   table_.Insert(new_page, f->index);
   f->page.store(new_page, std::memory_order_release);
-  f->dirty.store(true, std::memory_order_release);
+  SetDirty(f, true);
   return Status::OK();
 }
 
@@ -591,7 +655,7 @@ void PageCache::Discard(ExclusiveGuard& guard) {
     table_.Erase(f->page.load(std::memory_order_relaxed));
     ring_.erase(ring_.iterator_to(*f));
     f->page.store(kNoPage, std::memory_order_release);
-    f->dirty.store(false, std::memory_order_release);
+    SetDirty(f, false);
   }
   f->latch.UnlockExclusive();
   Unpin(f);
@@ -622,7 +686,7 @@ Status PageCache::FlushAll() {
         if (idx == PageTable::kNone) continue;  // evicted (so written) or discarded since
         Frame* f = &frames_[idx];
         if (!f->dirty.load(std::memory_order_acquire)) continue;
-        f->pins.fetch_add(1, std::memory_order_relaxed);
+        f->pins.fetch_add(1, std::memory_order_acq_rel);  // in the table: not dead under mu_
         pinned.push_back(f);
       }
     }
@@ -675,13 +739,22 @@ PageCacheStats PageCache::stats() const {
   s.evictions = ld(counters_.evictions);
   s.write_batches = ld(counters_.write_batches);
   s.read_batches = ld(counters_.read_batches);
+  s.batch_reads = ld(counters_.batch_reads);
+  s.batch_pages = ld(counters_.batch_pages);
+  s.max_batch_pages = ld(counters_.max_batch_pages);
+  for (size_t i = 0; i < s.batch_pages_log2.size(); i++) {
+    s.batch_pages_log2[i] = ld(counters_.batch_pages_log2[i]);
+  }
+  s.prefetch_reads = ld(counters_.prefetch_reads);
+  s.prefetch_pages = ld(counters_.prefetch_pages);
+  s.prefetch_used = ld(counters_.prefetch_used);
+  s.prefetch_wasted = ld(counters_.prefetch_wasted);
   s.frames = frame_count_;
   s.memory_bytes = memory_bytes_;
+  s.inner_pages = inner_.load(std::memory_order_relaxed);
+  s.dirty = dirty_.load(std::memory_order_relaxed);
   std::lock_guard lk(mu_);
   s.resident = static_cast<uint32_t>(ring_.size());
-  for (const Frame& f : ring_) {
-    if (f.dirty.load(std::memory_order_relaxed)) s.dirty++;
-  }
   return s;
 }
 

@@ -21,11 +21,28 @@
 // bumped on every exclusive unlock and on eviction, so optimistic (validate-after-read) latching
 // can be added without changing the frame layout.
 //
+// Hits take no lock: the page table's slots are atomics, so a pin looks the page up without the
+// mutex, pins the frame with a compare-and-swap that fails once the frame is being freed (its
+// pin count holds a "dead" mark from the moment an evictor decides until the frame is reused),
+// latches it, and then checks that the frame still holds the page; any disagreement (a racing
+// eviction, relocation or failed load) falls back to the locked path, which is exact.
+//
+// Eviction favours inner B+tree pages: a frame whose page has block type kBTreeInner (noted when
+// the page is read, and when an exclusive guard on it is released) is skipped by the CLOCK hand
+// while inner pages hold at most PageCacheOptions::inner_share_percent of the frames, and taken
+// only when no other page can be evicted. With the inner levels resident, a cold lookup costs one
+// leaf read.
+//
+// Batched reads: PinSharedBatch pins many pages, reading all the missing ones with one ReadBatch
+// straight into their frames (B+tree MultiGet); Prefetch does the same and leaves them unpinned
+// (scan read-ahead). Prefetched pages count as used when first pinned and as wasted when evicted
+// unpinned.
+//
 // Thread safety: every method may be called from any number of threads at once. One mutex
-// guards the page table and the CLOCK ring (held only for table and list operations, never
-// across I/O); the latches are per frame. A thread must not pin a page it holds exclusively, nor
-// pin exclusively a page it holds, and must hold no guard when calling FlushAll (write-back
-// waits for exclusive holders to finish).
+// guards the page table's writers, the free list and the CLOCK ring (held only for table and
+// list operations, never across I/O); hits do not take it; the latches are per frame. A thread
+// must not pin a page it holds exclusively, nor pin exclusively a page it holds, and must hold no
+// guard when calling FlushAll (write-back waits for exclusive holders to finish).
 //
 // Ownership: the device must be alive whenever the cache is used; the cache must outlive every
 // guard. With PageCacheOptions::register_memory (the default) the frames are registered with the
@@ -39,6 +56,7 @@
 // for a budget below kMinFrames frames.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/intrusive/list.hpp>
 #include <cstddef>
@@ -66,6 +84,9 @@ struct PageCacheOptions {
   // before the cache (or never do I/O again), and no second cache may be created on the same
   // device while it lives. Turn it off to create caches on a device that outlives them.
   bool register_memory = true;
+  // Eviction spares inner B+tree pages (block type kBTreeInner) while they hold at most this
+  // share of the frames, in percent; 0 treats them like any other page.
+  uint32_t inner_share_percent = 50;
 };
 
 struct PageCacheStats {
@@ -76,10 +97,23 @@ struct PageCacheStats {
   uint64_t evictions = 0;      // resident pages dropped to make room
   uint64_t write_batches = 0;  // WriteBatch calls made for write-back
   uint64_t read_batches = 0;   // Read/ReadBatch calls made for misses and prefetches
-  uint32_t frames = 0;         // frame count (fixed)
-  uint32_t resident = 0;       // frames holding a page now
-  uint32_t dirty = 0;          // resident pages not yet written back
-  uint64_t memory_bytes = 0;   // frames + descriptors + page table (fixed, <= budget)
+  // PinSharedBatch: ReadBatch calls it made (each reading >= 1 page), the pages they read, the
+  // largest, and how many batches read 1, 2-3, 4-7, ..., 64-127, >= 128 pages.
+  uint64_t batch_reads = 0;
+  uint64_t batch_pages = 0;
+  uint64_t max_batch_pages = 0;
+  std::array<uint64_t, 8> batch_pages_log2{};
+  // Prefetch: ReadBatch calls (each reading >= 1 page), pages read, and of those, pages pinned
+  // later (used) and pages evicted or dropped before any pin (wasted).
+  uint64_t prefetch_reads = 0;
+  uint64_t prefetch_pages = 0;
+  uint64_t prefetch_used = 0;
+  uint64_t prefetch_wasted = 0;
+  uint32_t frames = 0;        // frame count (fixed)
+  uint32_t resident = 0;      // frames holding a page now
+  uint32_t dirty = 0;         // resident pages not yet written back
+  uint32_t inner_pages = 0;   // frames holding an inner B+tree page (kBTreeInner)
+  uint64_t memory_bytes = 0;  // frames + descriptors + page table (fixed, <= budget)
 };
 
 // Checks a page's layout before a caller sees it: once when the page is read from the device
@@ -188,6 +222,16 @@ class PageCache {
   // InvalidArgument if `page` is resident (the caller allocated a block it still caches).
   Result<ExclusiveGuard> PinNew(uint64_t page);
 
+  // Pins every page of `pages` shared into guards[i], reading all those that are not resident
+  // with one ReadBatch straight into their frames (each checked as PinShared does). statuses[i]
+  // is OK or that page's error (guards[i] then stays invalid). Duplicates get a pin each.
+  // Returns how many pages were read from the device. REQUIRES: guards and statuses are as long
+  // as pages; pages.size() stays well below frames() (a batch that needs more free frames than
+  // eviction can give fails its remaining misses with Busy). The caller must hold no exclusive
+  // guard on any of the pages.
+  uint32_t PinSharedBatch(std::span<const uint64_t> pages, PageCheck check,
+                          std::span<SharedGuard> guards, std::span<Status> statuses);
+
   // Reads the pages of `pages` that are not resident with one ReadBatch and leaves them
   // resident and unpinned. Reads at most frames()/4 pages per call; stops early (OK) when no
   // frame is free. Returns the first read or verification error; failed pages are not cached.
@@ -213,22 +257,29 @@ class PageCache {
 
  private:
   using Hook = boost::intrusive::list_member_hook<>;
+  // Pin count of a frame that is free or being freed: TryPin fails on it. Set under mu_ by
+  // CAS from 0 (or from an evictor's claim of 1), cleared only by whoever took the frame.
+  static constexpr uint32_t kDead = 0x80000000u;
   struct Frame {
     Hook hook;  // in free_ or ring_, or neither (discarded/failed while still pinned)
     FrameLatch latch;
-    std::atomic<uint64_t> page{kNoPage};  // written under mu_
-    std::atomic<uint32_t> pins{0};        // incremented only under mu_
-    std::atomic<bool> dirty{false};
+    std::atomic<uint64_t> page{kNoPage};      // written under mu_
+    std::atomic<uint32_t> pins{kDead};        // kDead while free; see TryPin
+    std::atomic<bool> dirty{false};           // changed through SetDirty
     std::atomic<bool> io_busy{false};         // a write-back owns the checksum field
     std::atomic<PageCheck> checked{nullptr};  // the check the page last passed
-    bool referenced = false;                  // CLOCK bit, under mu_
+    std::atomic<bool> referenced{false};      // CLOCK bit
+    std::atomic<bool> inner{false};           // holds a kBTreeInner page (counted in inner_)
+    std::atomic<bool> prefetched{false};      // read by Prefetch and not pinned since
     uint32_t index = 0;
   };
   using FrameList =
       boost::intrusive::list<Frame, boost::intrusive::member_hook<Frame, Hook, &Frame::hook>,
                              boost::intrusive::constant_time_size<true>>;
 
-  // Open-addressing map page id -> frame index, capacity fixed at construction.
+  // Open-addressing map page id -> frame index, capacity fixed at construction. Insert and
+  // Erase run under mu_; Find may run without it, racing them: it then may miss a page or name
+  // a frame that no longer holds it (callers validate through the frame), but never loops.
   class PageTable {
    public:
     explicit PageTable(uint32_t capacity_pow2);
@@ -240,23 +291,45 @@ class PageCache {
 
    private:
     struct Slot {
-      uint64_t page = kNoPage;
-      uint32_t frame = kNone;
+      std::atomic<uint64_t> page{kNoPage};
+      std::atomic<uint32_t> frame{kNone};
     };
+    static_assert(sizeof(Slot) == kSlotBytes);
     size_t Home(uint64_t page) const;
-    std::vector<Slot> slots_;
+    uint64_t PageAt(size_t i) const { return slots_[i].page.load(std::memory_order_relaxed); }
+    std::unique_ptr<Slot[]> slots_;
     size_t mask_;
   };
 
-  PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity);
+  PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32_t table_capacity,
+            uint32_t inner_share_percent);
 
   std::span<std::byte> FrameData(const Frame* f) const {
     return {base_ + static_cast<size_t>(f->index) * block_size_, block_size_};
   }
   Result<Frame*> Fix(uint64_t page, bool exclusive, PageCheck check);
+  // The lock-free hit: the frame holding `page`, pinned and latched, or null (take the locked
+  // path). *failed is set when the page is resident but fails `check`.
+  Frame* FixResident(uint64_t page, bool exclusive, PageCheck check, Status* failed);
+  // Latches a frame pinned under mu_ (or by TryPin) and checks it holds `page`, running
+  // `check` when the page has not passed it yet. False (unlatched, unpinned) when the frame no
+  // longer holds the page; *failed set (unlatched, unpinned) when the check rejects it.
+  bool LatchPinned(Frame* f, uint64_t page, bool exclusive, PageCheck check, Status* failed);
+  // Pins a frame unless it is dead (free or being freed).
+  static bool TryPin(Frame* f);
+  // Notes a pin of `f` for the CLOCK bit and the prefetch accounting.
+  void NoteUse(Frame* f);
+  // The inner-page mark, kept in step with inner_; the dirty bit, in step with dirty_.
+  void SetInner(Frame* f, bool inner);
+  void SetDirty(Frame* f, bool dirty);
   Status LoadFrame(Frame* f, uint64_t page, PageCheck check);  // verification after the read
   void FailLoad(Frame* f);                                     // REQUIRES: frame latched X
   void Unpin(Frame* f);
+  // Puts a dead frame on the free list. REQUIRES: mu_ held, f->pins == kDead.
+  void FreeFrameLocked(Frame* f);
+  // Gives back a frame from AcquireFrame that was not used (its page turned up meanwhile).
+  // REQUIRES: mu_ held.
+  void ReturnUnusedFrame(Frame* f);
   // Returns a free frame (pins 1, latch reset to exclusive), evicting a batch if needed.
   // REQUIRES: lk holds mu_; may release and retake it.
   Result<Frame*> AcquireFrame(std::unique_lock<std::mutex>& lk);
@@ -273,14 +346,22 @@ class PageCache {
   std::unique_ptr<Frame[]> frames_;
 
   mutable std::mutex mu_;
-  PageTable table_;        // under mu_
+  PageTable table_;        // changed under mu_; read by hits without it
   FrameList free_;         // under mu_
   FrameList ring_;         // under mu_: resident frames in CLOCK order
   uint32_t evictors_ = 0;  // under mu_: threads between choosing and dropping victims
 
+  std::atomic<uint32_t> inner_{0};  // frames marked inner
+  std::atomic<uint32_t> dirty_{0};  // frames marked dirty
+  const uint32_t inner_limit_;      // inner frames the CLOCK hand spares
+
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, pages_read{0}, pages_written{0}, evictions{0},
         write_batches{0}, read_batches{0};
+    std::atomic<uint64_t> batch_reads{0}, batch_pages{0}, max_batch_pages{0};
+    std::array<std::atomic<uint64_t>, 8> batch_pages_log2{};
+    std::atomic<uint64_t> prefetch_reads{0}, prefetch_pages{0}, prefetch_used{0},
+        prefetch_wasted{0};
   };
   mutable Counters counters_;
 };

@@ -125,7 +125,8 @@ Result<std::unique_ptr<Catalog>> Catalog::Load(Disk* disk, index::PageCache* cac
   }
   AlignedBuffer buf(dev.block_size(), std::max<size_t>(dev.alignment(), 64));
   VDE_RETURN_IF_ERROR(dev.Read(header_block, 1, buf.span()));
-  VDE_ASSIGN_OR_RETURN(CatalogHeader h, DecodeCatalogHeader(buf.span(), header_block, blocks, path));
+  VDE_ASSIGN_OR_RETURN(CatalogHeader h,
+                       DecodeCatalogHeader(buf.span(), header_block, blocks, path));
   Result<std::unique_ptr<index::BTree>> names = index::BTree::Open(cache, source, h.names_root);
   if (!names.has_value()) {
     return names.error().WithContext(Where(header_block, path) + "names tree");

@@ -6,8 +6,12 @@
 // Locking: mu_ is the coarse store lock. Writers (Apply, CreateIndex, DropIndex, Close) hold it
 // exclusively; readers, checkpoints and Verify share it. cp_mu_ serializes checkpoints (and
 // Verify and Close against them) and is taken before mu_. Everything a checkpoint changes (the
-// catalog, IndexState::recorded_root, the block source's mode) is touched only by holders of
+// catalog, IndexState::record.root, the block source's mode) is touched only by holders of
 // mu_ exclusively or of cp_mu_ plus mu_ shared, which exclude one another.
+//
+// Ownership: StoreImpl owns the disk, the page cache, the block source, the catalog and the
+// trees (through IndexState, which handles, batches and iterators share). Destruction order is
+// trees, catalog, cache, disk. Errors follow vde/include/vde/store.h.
 #pragma once
 
 #include <atomic>
@@ -134,8 +138,7 @@ class StoreImpl {
   // Applies `ops` atomically. REQUIRES: mu_ held exclusively. The write-ahead log's append goes
   // here, after validation and before the first tree changes.
   Status Apply(std::span<const WriteOp> ops);
-  Status WriteOne(const IndexState* index, bool put, std::string_view key,
-                  std::string_view value);
+  Status WriteOne(const IndexState* index, bool put, std::string_view key, std::string_view value);
   Status Decode(const WriteBatch& batch, std::vector<WriteOp>* ops) const;
   struct Undo;
   Status Rollback(std::span<const Undo> undo);

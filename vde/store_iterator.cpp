@@ -9,9 +9,9 @@ namespace vde {
 
 struct Iterator::Rep {
   const StoreImpl* store = nullptr;
-  std::shared_ptr<IndexState> index;              // null when error is set at creation
-  std::unique_ptr<index::BTree::Iterator> it;     // null when error is set at creation
-  Status error;                                   // why the iterator cannot be used
+  std::shared_ptr<IndexState> index;           // null when error is set at creation
+  std::unique_ptr<index::BTree::Iterator> it;  // null when error is set at creation
+  Status error;                                // why the iterator cannot be used
 
   ~Rep() {
     if (store != nullptr) store->live_iterators_.fetch_sub(1);

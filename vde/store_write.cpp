@@ -272,7 +272,7 @@ Status StoreImpl::Rollback(std::span<const Undo> undo) {
 Status StoreImpl::WriteOne(const IndexState* index, bool put, std::string_view key,
                            std::string_view value) {
   std::unique_lock lk(mu_);
-  VDE_RETURN_IF_ERROR(CheckOpen());
+  VDE_RETURN_IF_ERROR(CheckWritable());
   VDE_ASSIGN_OR_RETURN(IndexState * st, Resolve(index));
   (put ? puts_ : deletes_).fetch_add(1, std::memory_order_relaxed);
   const WriteOp op{put, st, key, value};
@@ -299,7 +299,7 @@ Status Store::Delete(const Index& index, std::string_view key) {
 
 Status Store::Write(const WriteBatch& batch) {
   std::unique_lock lk(impl_->mu_);
-  VDE_RETURN_IF_ERROR(impl_->CheckOpen());
+  VDE_RETURN_IF_ERROR(impl_->CheckWritable());
   std::vector<WriteOp> ops;
   VDE_RETURN_IF_ERROR(impl_->Decode(batch, &ops));
   impl_->batches_.fetch_add(1, std::memory_order_relaxed);

@@ -431,16 +431,16 @@ TEST_F(BTreeTest, CorruptPagesAreReportedWithTheirBlock) {
   ASSERT_TRUE(dev_->Read(bad, 1, buf.span()).ok());
   buf.data()[kBs - 10] ^= std::byte{4};
   ASSERT_TRUE(dev_->inner()->Write(bad, 1, buf.span()).ok());
-  // A page with a valid checksum but a slot pointing outside the page.
+  // A page with a valid checksum but a fence pointing outside the page.
   const uint64_t bad_layout = leaves[2];
   ASSERT_TRUE(dev_->Read(bad_layout, 1, buf.span()).ok());
-  PutU16(buf.data() + node_layout::kSlots + node_layout::kSlotOffset, kBs - 2);
+  PutU16(buf.data() + node_layout::kUpperOff, kBs - 2);
   PutU64(buf.data(), ComputeBlockChecksum(buf.span()));
   ASSERT_TRUE(dev_->inner()->Write(bad_layout, 1, buf.span()).ok());
   // A valid leaf in the wrong place: leaf 3's content sealed as leaf 4 (a lost write).
   const uint64_t misplaced = leaves[4];
   ASSERT_TRUE(dev_->Read(leaves[3], 1, buf.span()).ok());
-  SealBlock(buf.span(), BlockType::kBTreeLeaf, misplaced, 1);
+  SealBlock(buf.span(), BlockType::kBTreeLeaf, misplaced, 1, kNodeVersion);
   ASSERT_TRUE(dev_->inner()->Write(misplaced, 1, buf.span()).ok());
 
   int corrupt = 0;

@@ -381,5 +381,197 @@ TEST(PageCache, ConcurrentPinsAndEviction) {
   }
 }
 
+// Fills block `b` with a sealed page of block type `type` (inner B+tree pages are favoured).
+void WriteTypedPage(blockdev::BlockDevice* dev, uint64_t b, BlockType type) {
+  AlignedBuffer buf(kBs, 4096);
+  for (size_t off = kBlockHeaderSize; off + 8 <= kBs; off += 8) PutU64(buf.data() + off, b);
+  SealBlock(buf.span(), type, b, 1);
+  ASSERT_TRUE(dev->Write(b, 1, buf.span()).ok());
+}
+
+TEST(PageCache, PinSharedBatchReadsEveryMissWithOneReadBatch) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  AlignedBuffer buf(kBs, 4096);
+  ASSERT_TRUE(dev->Read(7, 1, buf.span()).ok());
+  buf.data()[100] ^= std::byte{1};
+  ASSERT_TRUE(dev->Write(7, 1, buf.span()).ok());
+  auto cache = MakeCache(dev.get(), 64);
+  {
+    auto g3 = cache->PinShared(3);
+    auto g4 = cache->PinShared(4);
+    ASSERT_TRUE(g3.has_value() && g4.has_value());
+  }
+  const std::vector<uint64_t> pages = {3, 10, 11, 4, 12, 10, kNoPage, 7, 1000};
+  std::vector<PageCache::SharedGuard> guards(pages.size());
+  std::vector<Status> statuses(pages.size());
+  const uint64_t batches = dev->stats().batches;
+  const uint32_t read = cache->PinSharedBatch(pages, nullptr, guards, statuses);
+  EXPECT_EQ(read, 5u) << "10, 11, 12, 7 and 1000; the repeated 10 waits for the first";
+  EXPECT_EQ(dev->stats().batches, batches + 1);
+  for (size_t i : {0, 1, 2, 3, 4, 5}) {
+    ASSERT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].ToString();
+    ASSERT_TRUE(guards[i].valid());
+    EXPECT_EQ(Tag(guards[i].data()), pages[i]);
+    EXPECT_EQ(guards[i].page_id(), pages[i]);
+    // Read straight into registered frames.
+    EXPECT_TRUE(dev->IsRegistered(guards[i].data().data(), kBs));
+  }
+  EXPECT_EQ(guards[1].data().data(), guards[5].data().data());
+  EXPECT_TRUE(statuses[6].IsInvalidArgument()) << statuses[6].ToString();
+  EXPECT_TRUE(statuses[7].IsCorruption()) << statuses[7].ToString();
+  EXPECT_TRUE(statuses[8].IsOutOfRange()) << statuses[8].ToString();
+  for (size_t i : {6, 7, 8}) EXPECT_FALSE(guards[i].valid());
+  PageCacheStats st = cache->stats();
+  EXPECT_EQ(st.batch_reads, 1u);
+  EXPECT_EQ(st.batch_pages, 5u);
+  EXPECT_EQ(st.max_batch_pages, 5u);
+  EXPECT_EQ(st.batch_pages_log2[2], 1u) << "a batch of 4-7 pages";
+  EXPECT_EQ(st.resident, 5u + 0u) << "3, 4, 10, 11, 12; failed pages are not cached";
+  // All resident now: no device batch.
+  for (auto& g : guards) g.Release();
+  std::vector<uint64_t> again = {3, 4, 10, 11, 12};
+  std::vector<PageCache::SharedGuard> g2(again.size());
+  std::vector<Status> s2(again.size());
+  EXPECT_EQ(cache->PinSharedBatch(again, nullptr, g2, s2), 0u);
+  EXPECT_EQ(dev->stats().batches, batches + 1);
+  for (size_t i = 0; i < again.size(); i++) EXPECT_EQ(Tag(g2[i].data()), again[i]);
+}
+
+// Readers pin random sets with PinSharedBatch and single pins (lock-free hits) while writers
+// increment counters in other pages, in a cache far smaller than the pages: reads see the right
+// pages, and no increment is lost to eviction.
+TEST(PageCache, BatchedAndLockFreePinsUnderEviction) {
+  constexpr uint64_t kReadOnly = 200, kCounters = 100;
+  const int kOps = testing::LongTests() ? 50000 : 4000;
+  auto dev = RecordingDevice::Make(kBs, kReadOnly + kCounters + 1);
+  for (uint64_t b = 1; b <= kReadOnly; b++) WritePage(dev.get(), b, b);
+  for (uint64_t b = kReadOnly + 1; b <= kReadOnly + kCounters; b++) WritePage(dev.get(), b, 0);
+  auto cache = MakeCache(dev.get(), 96);
+  const uint64_t seed = ::vde::testing::TestSeed();
+  std::atomic<bool> failed{false};
+  std::vector<uint64_t> counts(kCounters + 1, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; t++) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(seed + t);
+      std::vector<uint64_t> pages;
+      for (int i = 0; i < kOps && !failed; i++) {
+        pages.resize(1 + rng() % 16);
+        for (uint64_t& p : pages) p = 1 + rng() % kReadOnly;
+        std::vector<PageCache::SharedGuard> guards(pages.size());
+        std::vector<Status> statuses(pages.size());
+        (void)cache->PinSharedBatch(pages, nullptr, guards, statuses);
+        for (size_t k = 0; k < pages.size(); k++) {
+          if (!statuses[k].ok() || Tag(guards[k].data()) != pages[k]) {
+            failed = true;
+            ADD_FAILURE() << "page " << pages[k] << ": " << statuses[k].ToString();
+            return;
+          }
+        }
+        guards.clear();
+        auto g = cache->PinShared(1 + rng() % kReadOnly);
+        if (!g.has_value() || Tag(g->data()) != g->page_id()) {
+          failed = true;
+          ADD_FAILURE() << g.status().ToString();
+          return;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    std::mt19937_64 rng(seed + 99);
+    for (int i = 0; i < kOps * 2 && !failed; i++) {
+      const uint64_t c = 1 + rng() % kCounters;
+      auto g = cache->PinExclusive(kReadOnly + c);
+      if (!g.has_value()) {
+        failed = true;
+        ADD_FAILURE() << g.status().ToString();
+        return;
+      }
+      SetTag(g->data(), Tag(g->data()) + 1);
+      g->MarkDirty();
+      counts[c]++;
+    }
+  });
+  for (auto& th : threads) th.join();
+  ASSERT_FALSE(failed);
+  ASSERT_TRUE(cache->FlushAll().ok());
+  cache.reset();
+  AlignedBuffer buf(kBs, 4096);
+  for (uint64_t c = 1; c <= kCounters; c++) {
+    ASSERT_TRUE(dev->Read(kReadOnly + c, 1, buf.span()).ok());
+    EXPECT_EQ(Tag(buf.span()), counts[c]) << "counter page " << kReadOnly + c;
+  }
+}
+
+// Inner pages (block type kBTreeInner) survive a stream of leaf misses that cycles the cache
+// many times over, as long as they hold at most inner_share_percent of the frames.
+TEST(PageCache, EvictionSparesInnerPages) {
+  constexpr uint64_t kInner = 60, kLeaves = 3000;
+  auto dev = RecordingDevice::Make(kBs, kInner + kLeaves + 1);
+  for (uint64_t b = 1; b <= kInner; b++) WriteTypedPage(dev.get(), b, BlockType::kBTreeInner);
+  for (uint64_t b = kInner + 1; b <= kInner + kLeaves; b++) {
+    WriteTypedPage(dev.get(), b, BlockType::kBTreeLeaf);
+  }
+  const uint64_t seed = ::vde::testing::TestSeed();
+  for (uint32_t share : {50u, 0u}) {
+    PageCacheOptions o;
+    o.budget_bytes = PageCache::BudgetFor(128, kBs);
+    o.inner_share_percent = share;
+    auto c = PageCache::Create(dev.get(), o);
+    ASSERT_TRUE(c.has_value());
+    PageCache& cache = **c;
+    std::mt19937_64 rng(seed);
+    for (uint64_t b = 1; b <= kInner; b++) ASSERT_TRUE(cache.PinShared(b).has_value());
+    uint64_t inner_misses = 0;
+    for (int i = 0; i < 20000; i++) {
+      const uint64_t misses = cache.stats().misses;
+      // Inner pages are touched far less often than the hand comes round.
+      if (i % 10 == 0) {
+        auto g = cache.PinShared(1 + rng() % kInner);
+        ASSERT_TRUE(g.has_value());
+        ASSERT_EQ(Tag(g->data()), g->page_id());
+        inner_misses += cache.stats().misses - misses;
+      }
+      auto leaf = cache.PinShared(kInner + 1 + rng() % kLeaves);
+      ASSERT_TRUE(leaf.has_value());
+      ASSERT_EQ(Tag(leaf->data()), leaf->page_id());
+    }
+    PageCacheStats st = cache.stats();
+    std::printf("inner_share_percent %u: %llu inner misses, %u inner pages resident\n", share,
+                static_cast<unsigned long long>(inner_misses), st.inner_pages);
+    if (share == 50) {
+      EXPECT_EQ(inner_misses, 0u) << "seed " << seed;
+      EXPECT_EQ(st.inner_pages, kInner);
+    } else {
+      EXPECT_GT(inner_misses, 0u) << "plain CLOCK evicts rarely used inner pages";
+    }
+    EXPECT_LE(st.resident, st.frames);
+  }
+}
+
+TEST(PageCache, PrefetchCountsUsedAndWastedPages) {
+  auto dev = RecordingDevice::Make(kBs, 200);
+  for (uint64_t b = 1; b < 200; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 32);
+  std::vector<uint64_t> want = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(cache->Prefetch(want).ok());
+  PageCacheStats st = cache->stats();
+  EXPECT_EQ(st.prefetch_reads, 1u);
+  EXPECT_EQ(st.prefetch_pages, 8u);
+  for (uint64_t b = 1; b <= 4; b++) {
+    auto g = cache->PinShared(b);  // twice for page 1: counted once
+    ASSERT_TRUE(g.has_value());
+  }
+  ASSERT_TRUE(cache->PinShared(1).has_value());
+  EXPECT_EQ(cache->stats().prefetch_used, 4u);
+  EXPECT_EQ(cache->stats().prefetch_wasted, 0u);
+  for (uint64_t b = 100; b < 200; b++) ASSERT_TRUE(cache->PinShared(b).has_value());
+  st = cache->stats();
+  EXPECT_EQ(st.prefetch_used, 4u);
+  EXPECT_EQ(st.prefetch_wasted, 4u) << "5..8 were evicted before anyone pinned them";
+}
+
 }  // namespace
 }  // namespace vde::index

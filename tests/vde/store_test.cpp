@@ -170,8 +170,8 @@ TEST(Store, DropFreesItsBlocks) {
   auto idx = s->CreateIndex("big");
   ASSERT_TRUE(idx.has_value());
   for (int i = 0; i < 20000; i++) {
-    ASSERT_TRUE(s->Put(*idx, "key" + std::to_string(i), std::string(i % 7 == 0 ? 3000 : 50, 'v'))
-                    .ok());
+    ASSERT_TRUE(
+        s->Put(*idx, "key" + std::to_string(i), std::string(i % 7 == 0 ? 3000 : 50, 'v')).ok());
   }
   ASSERT_TRUE(s->Checkpoint().ok());
   auto stats = s->GetIndexStats("big");
@@ -201,8 +201,8 @@ TEST(Store, IteratorsBothWaysWithBounds) {
   Model model;
   std::mt19937_64 rng(testing::TestSeed());
   for (int i = 0; i < 5000; i++) {
-    std::string k = std::string(1, static_cast<char>('a' + rng() % 6)) +
-                    std::to_string(rng() % 100000);
+    std::string k =
+        std::string(1, static_cast<char>('a' + rng() % 6)) + std::to_string(rng() % 100000);
     std::string v = testing::RandomValue(rng, i);
     ASSERT_TRUE(s->Put(k, v).ok());
     model[k] = v;
@@ -226,8 +226,10 @@ TEST(Store, IteratorsBothWaysWithBounds) {
   // Random bounds and seeks against the model.
   for (int round = 0; round < 300; round++) {
     ReadOptions ro;
-    std::string a = std::string(1, static_cast<char>('a' + rng() % 6)) + std::to_string(rng() % 100);
-    std::string b = std::string(1, static_cast<char>('a' + rng() % 6)) + std::to_string(rng() % 100);
+    std::string a =
+        std::string(1, static_cast<char>('a' + rng() % 6)) + std::to_string(rng() % 100);
+    std::string b =
+        std::string(1, static_cast<char>('a' + rng() % 6)) + std::to_string(rng() % 100);
     if (a > b) std::swap(a, b);
     if (rng() % 4 != 0) ro.lower_bound = a;
     if (rng() % 4 != 0) ro.upper_bound = b;

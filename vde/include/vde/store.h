@@ -60,7 +60,7 @@ class Index {
 
 struct IndexStats {
   std::string name;
-  uint64_t id = 0;                        // unique within the store, never reused
+  uint64_t id = 0;  // unique within the store, never reused
   uint64_t entries = 0;
   uint32_t height = 0;                    // levels; 1 for a lone root leaf
   std::vector<uint64_t> pages_per_level;  // [0] = leaves, [height - 1] = the root

@@ -1,0 +1,224 @@
+// ValidateNode: the checks a node page read from the device must pass before any Node accessor
+// touches it, for every encoding (index/NODE_FORMAT.md, "Validation on read"); and StampNode.
+#include <string>
+
+#include "index/node.h"
+#include "index/overflow.h"
+#include "index/page_cache.h"
+
+namespace vde::index {
+
+namespace nl = node_layout;
+
+namespace {
+
+Status Bad(uint64_t block, std::string_view path, const std::string& what) {
+  return Status::Corruption("block " + std::to_string(block) + " of " + std::string(path) +
+                            ": btree node: " + what);
+}
+
+}  // namespace
+
+Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string_view path) {
+  const uint32_t bs = static_cast<uint32_t>(page.size());
+  const std::byte* p = page.data();
+  const BlockHeader h = DecodeBlockHeader(page);
+  if (h.type != BlockType::kBTreeLeaf && h.type != BlockType::kBTreeInner) {
+    return Bad(block, path,
+               "block type " + std::string(BlockTypeName(h.type)) + " (" +
+                   std::to_string(static_cast<uint16_t>(h.type)) + ")");
+  }
+  if ((h.version != kNodeVersion && h.version != kNodeVersionV1) || h.flags != 0) {
+    return Bad(
+        block, path,
+        "unsupported version " + std::to_string(h.version) + " flags " + std::to_string(h.flags));
+  }
+  Node n(p, bs);
+  const uint32_t level = n.level();
+  if ((level == 0) != (h.type == BlockType::kBTreeLeaf) || level >= kMaxLevels) {
+    return Bad(block, path,
+               "level " + std::to_string(level) + " in a " + std::string(BlockTypeName(h.type)));
+  }
+  const uint8_t node_flags = std::to_integer<uint8_t>(p[nl::kNodeFlags]);
+  const uint32_t key_width = n.key_width(), payload_width = n.payload_width();
+  if (h.version == kNodeVersionV1 && (node_flags != 0 || key_width != 0 || payload_width != 0)) {
+    return Bad(block, path, "reserved header bytes are not zero");
+  }
+  const uint8_t encoding_bits = node_flags & nl::kEncodingMask;
+  const uint8_t run_bits = (node_flags & nl::kRunMask) >> nl::kRunShift;
+  if ((node_flags & ~(nl::kEncodingMask | nl::kRunMask)) != 0 || encoding_bits == 2 ||
+      run_bits > static_cast<uint8_t>(InsertRun::kDescending)) {
+    return Bad(block, path, "node flags " + std::to_string(node_flags));
+  }
+  const NodeEncoding encoding = n.encoding();
+  const bool fixed_keys = n.fixed_keys(), fixed_payloads = n.fixed_payloads();
+  const uint32_t count = n.count();
+  if (fixed_keys ? (key_width == 0 || (!fixed_payloads && payload_width != 0) || count == 0)
+                 : (key_width != 0 || payload_width != 0)) {
+    return Bad(block, path,
+               std::string(NodeEncodingName(encoding)) + " encoding with key width " +
+                   std::to_string(key_width) + ", payload width " + std::to_string(payload_width) +
+                   ", " + std::to_string(count) + " entries");
+  }
+  const uint64_t heap_start = n.heap_start();
+  const uint64_t heap_used = n.heap_used();
+  const uint64_t array_end = nl::kSlots + uint64_t{count} * n.entry_size();
+  if (array_end > heap_start || heap_start > bs || heap_used > bs - heap_start) {
+    return Bad(block, path,
+               std::to_string(count) + " entries, heap start " + std::to_string(heap_start) +
+                   ", heap used " + std::to_string(heap_used) + " do not fit the page");
+  }
+  const uint32_t max_key = MaxKeySize(bs);
+  auto check_range = [&](uint64_t off, uint64_t len, const char* what) -> Status {
+    if (off < heap_start || off + len > bs) {
+      return Bad(block, path,
+                 std::string(what) + " at " + std::to_string(off) + " length " +
+                     std::to_string(len) + " lies outside the heap [" + std::to_string(heap_start) +
+                     ", " + std::to_string(bs) + ")");
+    }
+    return Status::OK();
+  };
+  auto check_fence = [&](size_t off_field, size_t len_field, const char* name) -> Status {
+    uint32_t off = GetU16(p + off_field), len = GetU16(p + len_field);
+    if (len > max_key) {
+      return Bad(block, path, std::string(name) + " of " + std::to_string(len) + " bytes");
+    }
+    if (len == 0) {
+      return off == 0 ? Status::OK() : Bad(block, path, std::string(name) + ": stray offset");
+    }
+    return check_range(off, len, name);
+  };
+  VDE_RETURN_IF_ERROR(check_fence(nl::kLowerOff, nl::kLowerLen, "lower fence"));
+  VDE_RETURN_IF_ERROR(check_fence(nl::kUpperOff, nl::kUpperLen, "upper fence"));
+  const std::string_view lower = n.lower_fence(), upper = n.upper_fence();
+  if (!lower.empty() && !upper.empty() && lower >= upper) {
+    return Bad(block, path, "lower fence is not below the upper fence");
+  }
+  // Version 1: exactly the fences' common prefix. Version 2: at least that, at most the fence
+  // the prefix bytes are taken from (every key's sharing it is checked with the keys).
+  const size_t fences_share = (lower.empty() || upper.empty()) ? 0 : CommonPrefix(lower, upper);
+  const size_t pre_len = n.prefix_len();
+  if (h.version == kNodeVersionV1
+          ? pre_len != fences_share
+          : (pre_len < fences_share || pre_len > n.prefix_source().size())) {
+    return Bad(block, path,
+               "prefix length " + std::to_string(pre_len) + ", fences share " +
+                   std::to_string(fences_share) + " of " +
+                   std::to_string(n.prefix_source().size()) + " bytes");
+  }
+  const std::string_view prefix = n.prefix();
+  const uint64_t upper_child = n.upper_child();
+  if (level == 0 ? upper_child != 0 : (upper_child == 0 || upper_child == kNoPage)) {
+    return Bad(block, path, "upper child " + std::to_string(upper_child));
+  }
+  const uint32_t max_inline = MaxInlineValueSize(bs);
+  if (fixed_keys && pre_len + key_width > max_key) {
+    return Bad(block, path, "fixed keys of " + std::to_string(pre_len + key_width) + " bytes");
+  }
+  if (fixed_payloads &&
+      (level == 0 ? payload_width > max_inline : payload_width != kChildRefSize)) {
+    return Bad(block, path, "fixed payloads of " + std::to_string(payload_width) + " bytes");
+  }
+  // The lower fence holds the prefix whenever it is finite, so keys compare with its suffix; the
+  // upper fence need not share the prefix, so the last key is compared whole.
+  const std::string_view lower_suffix = lower.empty() ? lower : lower.substr(pre_len);
+  uint64_t used = lower.size() + upper.size();
+  std::string_view prev;
+  for (uint32_t i = 0; i < count; i++) {
+    const std::byte* e = p + nl::kSlots + uint64_t{i} * n.entry_size();
+    std::string where = "slot " + std::to_string(i);
+    // Where the payload lies, its length and flags, and what it adds to the live heap.
+    uint64_t poff = 0, plen = 0;
+    uint8_t flags = 0;
+    switch (encoding) {
+      case NodeEncoding::kVariable: {
+        const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
+        plen = GetU16(e + nl::kSlotPayloadLen);
+        flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
+        VDE_RETURN_IF_ERROR(check_range(off, uint64_t{klen} + plen, where.c_str()));
+        if (klen == 0 || pre_len + klen > max_key) {
+          return Bad(block, path, where + ": key of " + std::to_string(pre_len + klen) + " bytes");
+        }
+        if (e[nl::kSlotFlags + 1] != std::byte{0}) {
+          return Bad(block, path, where + ": reserved byte");
+        }
+        if (n.head(i) != Node::Head(n.suffix(i))) {
+          return Bad(block, path, where + ": key head mismatch");
+        }
+        poff = off + klen;
+        used += klen + plen;
+        break;
+      }
+      case NodeEncoding::kFixedKeys: {
+        const uint16_t word = GetU16(e + key_width + 2);
+        poff = GetU16(e + key_width);
+        plen = word & ~kRefOverflowBit;
+        flags = (word & kRefOverflowBit) ? kSlotFlagOverflow : 0;
+        if (plen == 0 && poff != 0) {
+          return Bad(block, path, where + ": empty payload at offset " + std::to_string(poff));
+        }
+        if (plen > 0) VDE_RETURN_IF_ERROR(check_range(poff, plen, where.c_str()));
+        used += plen;
+        break;
+      }
+      case NodeEncoding::kFixedEntries:
+        poff = static_cast<uint64_t>(e - p) + key_width;
+        plen = payload_width;
+        break;
+    }
+    const std::string_view suf = n.suffix(i);
+    if (i > 0 && !(prev < suf)) return Bad(block, path, where + ": keys out of order");
+    if (i == 0 && !lower.empty() && !(lower_suffix < suf)) {
+      return Bad(block, path, where + ": key not above the lower fence");
+    }
+    if (i == count - 1 && !upper.empty() && CompareKeys(std::string(prefix) += suf, upper) > 0) {
+      return Bad(block, path, where + ": key above the upper fence");
+    }
+    if (level == 0) {
+      if ((flags & ~kSlotFlagOverflow) != 0) return Bad(block, path, where + ": flags");
+      if (flags & kSlotFlagOverflow) {
+        if (plen != kOverflowRefSize || !IsValidOverflowRef(DecodeOverflowRef(p + poff), bs)) {
+          return Bad(block, path, where + ": invalid out-of-line value reference");
+        }
+      } else if (plen > max_inline) {
+        return Bad(block, path, where + ": inline value of " + std::to_string(plen) + " bytes");
+      }
+    } else {
+      uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
+      if (flags != 0 || child == 0 || child == kNoPage) {
+        return Bad(block, path, where + ": invalid child reference");
+      }
+    }
+    prev = suf;
+  }
+  if (used != heap_used) {
+    return Bad(block, path,
+               "heap holds " + std::to_string(used) + " live bytes, header says " +
+                   std::to_string(heap_used));
+  }
+  if (count > 2 * kHintCount) {
+    uint32_t dist = count / (kHintCount + 1);
+    for (uint32_t i = 0; i < kHintCount; i++) {
+      if (GetU32(p + nl::kHints + 4 * i) != n.head(dist * (i + 1))) {
+        return Bad(block, path, "search hint " + std::to_string(i) + " is stale");
+      }
+    }
+  } else {
+    for (uint32_t i = 0; i < kHintCount; i++) {
+      if (GetU32(p + nl::kHints + 4 * i) != 0) return Bad(block, path, "unused hint not zero");
+    }
+  }
+  return Status::OK();
+}
+
+void StampNode(std::span<std::byte> page, uint64_t block, uint64_t generation) {
+  std::byte* p = page.data();
+  bool leaf = std::to_integer<uint8_t>(p[nl::kLevel]) == 0;
+  PutU16(p + 8, static_cast<uint16_t>(leaf ? BlockType::kBTreeLeaf : BlockType::kBTreeInner));
+  PutU16(p + 10, kNodeVersion);
+  PutU32(p + 12, 0);
+  PutU64(p + 16, block);
+  PutU64(p + 24, generation);
+}
+
+}  // namespace vde::index

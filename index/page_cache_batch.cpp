@@ -1,0 +1,198 @@
+// PageCache's batched reads: PinSharedBatch (B+tree MultiGet) and Prefetch (scan read-ahead).
+// Both claim a frame for every missing page under the page-table mutex, release it, read all of
+// them with one ReadBatch straight into the (registered) frames, and verify each page as a
+// single miss would.
+#include <algorithm>
+#include <bit>
+#include <cassert>
+#include <string>
+#include <vector>
+
+#include "index/page_cache.h"
+
+namespace vde::index {
+
+uint32_t PageCache::PinSharedBatch(std::span<const uint64_t> pages, PageCheck check,
+                                   std::span<SharedGuard> guards, std::span<Status> statuses) {
+  const size_t n = pages.size();
+  assert(guards.size() >= n && statuses.size() >= n);
+  enum : uint8_t { kPending, kResident, kLoading, kDone };
+  std::vector<uint8_t> state(n, kPending);
+  std::vector<Frame*> frames(n, nullptr);
+  size_t pending = 0;
+
+  // 1. Resident pages, without the mutex.
+  for (size_t i = 0; i < n; i++) {
+    guards[i].Release();
+    statuses[i] = Status::OK();
+    if (pages[i] == kNoPage) {
+      statuses[i] = Status::InvalidArgument(device_->path() + ": pin of the invalid page id");
+      state[i] = kDone;
+      continue;
+    }
+    Status failed;
+    if (Frame* f = FixResident(pages[i], false, check, &failed)) {
+      guards[i] = SharedGuard(this, f);
+      state[i] = kDone;
+    } else if (!failed.ok()) {
+      statuses[i] = std::move(failed);
+      state[i] = kDone;
+    } else {
+      pending++;
+    }
+  }
+  if (pending == 0) return 0;
+
+  // 2. Under the mutex: pin what became resident, claim a frame for each missing page. A frame
+  // claimed for a page is in the table at once, so a duplicate later in the batch (or another
+  // thread) pins it and waits on its latch for our read.
+  std::vector<size_t> loads;
+  {
+    std::unique_lock lk(mu_);
+    Status no_frame;
+    for (size_t i = 0; i < n; i++) {
+      if (state[i] != kPending) continue;
+      for (;;) {
+        const uint32_t idx = table_.Find(pages[i]);
+        if (idx != PageTable::kNone) {
+          frames[i] = &frames_[idx];
+          frames[i]->pins.fetch_add(1, std::memory_order_acq_rel);  // not dead under mu_
+          state[i] = kResident;
+          break;
+        }
+        if (!no_frame.ok()) {  // eviction found nothing: fail the rest, read what we have
+          statuses[i] = no_frame;
+          state[i] = kDone;
+          break;
+        }
+        Result<Frame*> r = AcquireFrame(lk);
+        if (!r.has_value()) {
+          no_frame = r.error();
+          continue;
+        }
+        Frame* f = *r;
+        if (table_.Find(pages[i]) != PageTable::kNone) {  // loaded by another thread meanwhile
+          ReturnUnusedFrame(f);
+          continue;
+        }
+        f->page.store(pages[i], std::memory_order_release);
+        table_.Insert(pages[i], f->index);
+        ring_.push_back(*f);
+        frames[i] = f;
+        state[i] = kLoading;
+        loads.push_back(i);
+        break;
+      }
+    }
+  }
+
+  // 3. One ReadBatch for every missing page, straight into the frames.
+  if (!loads.empty()) {
+    const uint64_t m = loads.size();
+    std::vector<blockdev::ReadRequest> reqs(m);
+    for (size_t k = 0; k < m; k++) {
+      reqs[k].block = pages[loads[k]];
+      reqs[k].buf = FrameData(frames[loads[k]]).data();
+    }
+    counters_.misses.fetch_add(m, std::memory_order_relaxed);
+    counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
+    counters_.batch_reads.fetch_add(1, std::memory_order_relaxed);
+    counters_.batch_pages.fetch_add(m, std::memory_order_relaxed);
+    counters_.batch_pages_log2[std::min<size_t>(7, std::bit_width(m) - 1)].fetch_add(
+        1, std::memory_order_relaxed);
+    uint64_t seen = counters_.max_batch_pages.load(std::memory_order_relaxed);
+    while (seen < m &&
+           !counters_.max_batch_pages.compare_exchange_weak(seen, m, std::memory_order_relaxed)) {
+    }
+    (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
+    for (size_t k = 0; k < m; k++) {
+      const size_t i = loads[k];
+      Frame* f = frames[i];
+      Status s = reqs[k].status;
+      if (s.ok()) {
+        counters_.pages_read.fetch_add(1, std::memory_order_relaxed);
+        s = LoadFrame(f, pages[i], check);
+      }
+      if (s.ok()) {
+        f->latch.DowngradeToShared();
+        guards[i] = SharedGuard(this, f);
+      } else {
+        FailLoad(f);
+        statuses[i] = std::move(s);
+      }
+    }
+  }
+
+  // 4. Latch the pages found resident under the mutex. Done last: some may be loading in
+  // another thread (or earlier in this batch), and we hold no exclusive latch while we wait.
+  for (size_t i = 0; i < n; i++) {
+    if (state[i] != kResident) continue;
+    Status failed;
+    if (LatchPinned(frames[i], pages[i], false, check, &failed)) {
+      guards[i] = SharedGuard(this, frames[i]);
+    } else if (!failed.ok()) {
+      statuses[i] = std::move(failed);
+    } else {
+      Result<Frame*> r = Fix(pages[i], false, check);  // its load failed elsewhere: retry alone
+      if (r.has_value()) {
+        guards[i] = SharedGuard(this, *r);
+      } else {
+        statuses[i] = r.error();
+      }
+    }
+  }
+  return static_cast<uint32_t>(loads.size());
+}
+
+Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
+  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
+  std::vector<Frame*> loading;
+  {
+    std::unique_lock lk(mu_);
+    for (uint64_t page : pages) {
+      if (loading.size() == limit) break;
+      if (page == kNoPage || table_.Find(page) != PageTable::kNone) continue;
+      Result<Frame*> r = AcquireFrame(lk);
+      if (!r.has_value()) break;  // advisory: stop when no frame comes free
+      Frame* f = *r;
+      if (table_.Find(page) != PageTable::kNone) {
+        ReturnUnusedFrame(f);
+        continue;
+      }
+      f->page.store(page, std::memory_order_release);
+      table_.Insert(page, f->index);
+      ring_.push_back(*f);
+      loading.push_back(f);
+    }
+  }
+  if (loading.empty()) return Status::OK();
+  std::vector<blockdev::ReadRequest> reqs(loading.size());
+  for (size_t i = 0; i < loading.size(); i++) {
+    reqs[i].block = loading[i]->page.load(std::memory_order_relaxed);
+    reqs[i].buf = FrameData(loading[i]).data();
+  }
+  counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
+  counters_.prefetch_reads.fetch_add(1, std::memory_order_relaxed);
+  (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
+  Status first;
+  for (size_t i = 0; i < loading.size(); i++) {
+    Frame* f = loading[i];
+    Status s = reqs[i].status;
+    if (s.ok()) {
+      counters_.pages_read.fetch_add(1, std::memory_order_relaxed);
+      s = LoadFrame(f, reqs[i].block, check);
+    }
+    if (s.ok()) {
+      counters_.prefetch_pages.fetch_add(1, std::memory_order_relaxed);
+      f->prefetched.store(true, std::memory_order_relaxed);
+      f->latch.UnlockExclusive();
+      Unpin(f);
+    } else {
+      FailLoad(f);
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
+
+}  // namespace vde::index

@@ -1,0 +1,230 @@
+// Iterator read-ahead: engaged by long scans in either direction (windows growing up to the
+// limit, the leaves read in batches and used), never by point reads or short scans, reset by a
+// change of direction, bounded by the iterator's bounds and the cache size.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "index/btree.h"
+#include "tests/index/btree_fixture.h"
+
+namespace vde::index {
+namespace {
+
+using testing::Model;
+
+class ReadAheadTest : public testing::BTreeFixture {
+ protected:
+  static std::string Key(uint64_t i) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "key%08llu", static_cast<unsigned long long>(i));
+    return buf;
+  }
+  // A tree of `n` keys with 100-byte values (about 30 per leaf).
+  std::unique_ptr<BTree> Build(uint64_t n, Model* model) {
+    auto tree = NewTree();
+    for (uint64_t i = 0; i < n; i++) {
+      std::string v(100, static_cast<char>('a' + i % 26));
+      EXPECT_TRUE(tree->Put(Key(i), v).ok());
+      (*model)[Key(i)] = v;
+    }
+    return tree;
+  }
+  static uint64_t Leaves(const BTree& tree) {
+    auto st = tree.GetStats();
+    EXPECT_TRUE(st.has_value());
+    return st.has_value() ? st->pages_per_level[0] : 0;
+  }
+};
+
+TEST_F(ReadAheadTest, LongScansReadAheadInGrowingWindowsBothWays) {
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  const uint64_t leaves = Leaves(*tree);
+  ASSERT_GE(leaves, 500u);
+  for (int dir : {+1, -1}) {
+    SCOPED_TRACE(dir > 0 ? "forward" : "backward");
+    Reopen(&tree);  // cold
+    const BTreeReadStats rs = tree->read_stats();
+    const uint64_t device_batches = dev_->stats().batches;
+    auto it = tree->NewIterator();
+    size_t n = 0;
+    if (dir > 0) {
+      auto m = model.begin();
+      for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
+        ASSERT_NE(m, model.end());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    } else {
+      auto m = model.rbegin();
+      for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++n) {
+        ASSERT_NE(m, model.rend());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    }
+    ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+    ASSERT_EQ(n, model.size());
+    const BTreeReadStats rs2 = tree->read_stats();
+    const PageCacheStats cs = cache_->stats();
+    EXPECT_EQ(rs2.readahead_max_window, 64u) << "2, 4, 8, ... up to the limit";
+    EXPECT_GE(rs2.readahead_windows - rs.readahead_windows, leaves / 64);
+    EXPECT_LE(rs2.readahead_windows - rs.readahead_windows, leaves / 64 + 8);
+    EXPECT_GE(cs.prefetch_pages, leaves - 4) << "all but the first few leaves read ahead";
+    EXPECT_EQ(cs.prefetch_used, cs.prefetch_pages) << "every leaf read ahead was used";
+    EXPECT_EQ(cs.prefetch_wasted, 0u);
+    // Batches, not a read per leaf: the windows plus the first leaves and the inner pages.
+    EXPECT_LE(dev_->stats().batches - device_batches, leaves / 64 + 20);
+  }
+}
+
+TEST_F(ReadAheadTest, PointReadsAndShortScansNeverReadAhead) {
+  const uint64_t seed = ::vde::testing::TestSeed();
+  std::mt19937_64 rng(seed);
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  Reopen(&tree);
+  std::string v;
+  for (int i = 0; i < 2000; i++) ASSERT_TRUE(tree->Get(Key(rng() % 30000), &v).ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 300; i++) keys.push_back(Key(rng() % 30000));
+  std::vector<std::string_view> views(keys.begin(), keys.end());
+  std::vector<std::string> values;
+  std::vector<Status> statuses;
+  ASSERT_TRUE(tree->MultiGet(views, &values, &statuses).ok());
+  // Seeks followed by short scans: at most one leaf crossed each.
+  auto it = tree->NewIterator();
+  for (int i = 0; i < 500; i++) {
+    it->Seek(Key(rng() % 30000));
+    for (int j = 0; j < 20 && it->Valid(); j++) it->Next();
+    ASSERT_TRUE(it->status().ok());
+    it->SeekForPrev(Key(rng() % 30000));
+    for (int j = 0; j < 20 && it->Valid(); j++) it->Prev();
+    ASSERT_TRUE(it->status().ok());
+  }
+  EXPECT_EQ(tree->read_stats().readahead_windows, 0u);
+  EXPECT_EQ(cache_->stats().prefetch_reads, 0u);
+  EXPECT_EQ(cache_->stats().prefetch_pages, 0u);
+}
+
+TEST_F(ReadAheadTest, DirectionChangeStartsOver) {
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  Reopen(&tree);
+  auto it = tree->NewIterator();
+  it->Seek(Key(15000));
+  // Forward over about 40 leaves: windows 2, 4, 8, 16 (and a 32).
+  for (int i = 0; i < 40 * 30 && it->Valid(); i++) it->Next();
+  ASSERT_TRUE(it->Valid());
+  const BTreeReadStats fwd = tree->read_stats();
+  EXPECT_GE(fwd.readahead_max_window, 16u);
+  EXPECT_LT(fwd.readahead_max_window, 64u);
+  // Back over the leaves just scanned, and on past the seek position: the first window after
+  // the turn is 2 again, so backward read-ahead starts from scratch.
+  std::string last(it->key());
+  auto m = model.find(last);
+  ASSERT_NE(m, model.end());
+  bool saw_first_window = false;
+  for (int i = 0; i < 80 * 30 && it->Valid(); i++, --m) {
+    ASSERT_EQ(it->key(), m->first);
+    const BTreeReadStats before = tree->read_stats();
+    it->Prev();
+    const BTreeReadStats after = tree->read_stats();
+    if (after.readahead_windows > before.readahead_windows && !saw_first_window) {
+      EXPECT_EQ(after.readahead_leaves - before.readahead_leaves, 2u)
+          << "first window after a turn";
+      saw_first_window = true;
+    }
+  }
+  ASSERT_TRUE(it->status().ok());
+  EXPECT_TRUE(saw_first_window);
+}
+
+TEST_F(ReadAheadTest, BoundsAndCacheSizeLimitTheWindow) {
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  Reopen(&tree);
+  // A range of about 20 leaves: read-ahead names no leaf past the upper bound.
+  IteratorOptions o;
+  o.lower_bound = Key(10000);
+  o.upper_bound = Key(10600);
+  auto it = tree->NewIterator(o);
+  size_t n = 0;
+  const uint64_t read_before = cache_->stats().pages_read;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) n++;
+  ASSERT_TRUE(it->status().ok());
+  EXPECT_EQ(n, 600u);
+  const PageCacheStats cs = cache_->stats();
+  EXPECT_GT(cs.prefetch_pages, 0u);
+  EXPECT_EQ(cs.prefetch_used, cs.prefetch_pages) << "nothing beyond the bound was read";
+  EXPECT_LE(cs.pages_read - read_before, 600 / 25 + tree->height() + 2);
+  // Backward within the bounds too.
+  for (it->SeekToLast(), n = 0; it->Valid(); it->Prev()) n++;
+  EXPECT_EQ(n, 600u);
+  EXPECT_EQ(cache_->stats().prefetch_used, cache_->stats().prefetch_pages);
+
+  // A small cache caps the window at frames/8.
+  frames_ = 64;
+  Reopen(&tree);
+  auto small = tree->NewIterator();
+  n = 0;
+  auto m = model.begin();
+  for (small->SeekToFirst(); small->Valid(); small->Next(), ++m, ++n) {
+    ASSERT_EQ(small->key(), m->first);
+  }
+  ASSERT_TRUE(small->status().ok());
+  EXPECT_EQ(n, model.size());
+  EXPECT_EQ(tree->read_stats().readahead_max_window, 8u) << "64 frames / 8";
+  EXPECT_LE(cache_->stats().resident, 64u);
+  EXPECT_GT(cache_->stats().prefetch_pages, 0u);
+  // Read ahead at most 8 at a time in a 64-frame cache: the pages stay until the scan uses them.
+  EXPECT_GE(cache_->stats().prefetch_used + 8, cache_->stats().prefetch_pages);
+
+  // Turned off.
+  IteratorOptions off;
+  off.readahead_max = 0;
+  Reopen(&tree);
+  auto none = tree->NewIterator(off);
+  for (none->SeekToFirst(); none->Valid(); none->Next()) {
+  }
+  ASSERT_TRUE(none->status().ok());
+  EXPECT_EQ(cache_->stats().prefetch_pages, 0u);
+}
+
+// Read-ahead follows the scan across parents: windows that reach past the end of the parent
+// page continue in the next one (through the grandparent), forward and backward.
+TEST_F(ReadAheadTest, WindowsCrossParentPages) {
+  NewCache(8192);
+  Model model;
+  auto tree = Build(150000, &model);
+  ASSERT_GE(tree->height(), 3u);
+  for (int dir : {+1, -1}) {
+    Reopen(&tree);
+    auto it = tree->NewIterator();
+    size_t n = 0;
+    if (dir > 0) {
+      for (it->SeekToFirst(); it->Valid(); it->Next()) n++;
+    } else {
+      for (it->SeekToLast(); it->Valid(); it->Prev()) n++;
+    }
+    ASSERT_TRUE(it->status().ok());
+    EXPECT_EQ(n, model.size());
+    const PageCacheStats cs = cache_->stats();
+    const uint64_t leaves = Leaves(*tree);
+    // Leaves read singly: the first two of the scan only (every parent boundary is crossed
+    // by read-ahead). Pages read = leaves + inner pages; prefetched = all but about two.
+    EXPECT_GE(cs.prefetch_pages + 4, leaves);
+    EXPECT_EQ(cs.prefetch_wasted, 0u);
+  }
+}
+
+}  // namespace
+}  // namespace vde::index
