@@ -23,6 +23,7 @@ echo "== vdisk load: $keys keys"
   echo "vde-dump 1"
   awk -v n="$keys" 'BEGIN { for (i = 0; i < n; i++)
     printf "user:%08d\t{\"id\":%d,\"name\":\"user %d\",\"score\":%d}\n", i, i, i, (i * 7919) % 1000 }'
+  echo "vde-dump-end $keys"
 } | "$vdisk" load "$disk" -
 
 echo
