@@ -2,9 +2,9 @@
 //
 // Keys are 1 to max_key_size() bytes (MaxKeySize(block_size): 1024 for 4 KiB blocks), values 0
 // to kMaxValueSize bytes (256 MiB); values longer than max_inline_value() live out of line in
-// extents of kOverflow blocks (index/overflow.h). Node layout: index/node.h, NODE_FORMAT.md.
+// extents of kOverflow blocks (index/overflow.h). Node layout: index/node.h, docs/FORMAT.md.
 // A put of a within-limits key never fails because of page layout: a node splits, and splits
-// again, until the entry fits (NODE_FORMAT.md "Limits" gives the argument).
+// again, until the entry fits (docs/FORMAT.md "Limits" gives the argument).
 //
 // Copy-on-write: a page whose header generation is older than BlockSource::generation() belongs
 // to the last durable checkpoint and is never written again. A writer that must change such a
@@ -80,7 +80,7 @@ struct BTreeReadStats {
   uint64_t max_leaves_per_batch = 0;  // the largest of them
   uint64_t inner_batches = 0;         // batched inner-page reads (inner pages not resident)
   uint64_t inner_pages_read = 0;
-  uint64_t overflow_batches = 0;      // ReadBatch calls for out-of-line values
+  uint64_t overflow_batches = 0;  // ReadBatch calls for out-of-line values
   uint64_t overflow_values_read = 0;
   uint64_t readahead_windows = 0;     // read-ahead batches iterators asked for
   uint64_t readahead_leaves = 0;      // leaves they named (resident ones are not read again)
@@ -95,7 +95,7 @@ struct BTreeStats {
   std::vector<double> fill_per_level;     // the same per level, [0] = leaves
   double leaf_fill_factor = 0;            // mean over leaves
   double inner_fill_factor = 0;           // mean over inner pages; 0 for a lone root leaf
-  // Pages by node encoding (NODE_FORMAT.md, "Encodings").
+  // Pages by node encoding (docs/FORMAT.md, "Encodings").
   uint64_t variable_pages = 0;
   uint64_t fixed_key_pages = 0;    // fixed-width keys, payloads in the heap
   uint64_t fixed_entry_pages = 0;  // fixed-width keys and payloads
@@ -249,8 +249,7 @@ class BTree {
   struct ReadCounters {
     std::atomic<uint64_t> multi_gets{0}, multi_get_keys{0}, leaf_batches{0}, leaves_read{0},
         max_leaves_per_batch{0}, inner_batches{0}, inner_pages_read{0}, overflow_batches{0},
-        overflow_values_read{0}, readahead_windows{0}, readahead_leaves{0},
-        readahead_max_window{0};
+        overflow_values_read{0}, readahead_windows{0}, readahead_leaves{0}, readahead_max_window{0};
   };
   mutable ReadCounters read_counters_;
   struct MultiGetRun;  // one MultiGet call (btree_multiget.cpp)

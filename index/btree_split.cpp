@@ -1,6 +1,6 @@
 // BTree splits: where a full node splits (PlanSplit: at the insertion point of an ascending or
 // descending run, else near the middle), building the halves (BuildSplit), and the split itself
-// with its parent update (SplitNode). NODE_FORMAT.md "Splits" describes the policy and "Limits"
+// with its parent update (SplitNode). docs/FORMAT.md "Splits" describes the policy and "Limits"
 // why a split point always exists. Called by Put with the tree's lock held exclusively.
 #include <algorithm>
 #include <cassert>
@@ -46,7 +46,7 @@ Status BTree::PlanSplit(const Node& n, uint64_t id, std::string_view key, size_t
   plan->kind = SplitKind::kMiddle;
   if (n.is_leaf() && cnt <= 1) {
     // One entry and the new one do not fit together: split between them, leaving one half
-    // empty. The new entry then fits its half alone (NODE_FORMAT.md, "Limits").
+    // empty. The new entry then fits its half alone (docs/FORMAT.md, "Limits").
     if (cnt == 0) return Corrupt(id, "an entry does not fit an empty leaf");
     std::string k0;
     n.CopyKey(0, &k0);

@@ -1,4 +1,4 @@
-// B+tree node pages: the one place that knows their byte layout. index/NODE_FORMAT.md is the
+// B+tree node pages: the one place that knows their byte layout. docs/FORMAT.md is the
 // authority; this comment mirrors it.
 //
 // A node is one block. Bytes [0, 32) are the common block header (blockdev/block_header.h):
@@ -147,7 +147,7 @@ constexpr uint32_t NodeCapacity(uint32_t block_size) {
 
 // The longest key (bytes): min(block_size / 4, (capacity - 12 - 32) / 3), 1024 for 4 KiB
 // blocks. Three keys of this size (two fences and one slot key) plus a slot and a 32-byte value
-// fit in a node, which is what lets any put of a within-limits key succeed (NODE_FORMAT.md,
+// fit in a node, which is what lets any put of a within-limits key succeed (docs/FORMAT.md,
 // "Limits").
 constexpr uint32_t MaxKeySize(uint32_t block_size) {
   uint32_t by_quarter = block_size / 4;
@@ -338,9 +338,9 @@ class MutableNode : public Node {
   MutableNode(std::byte* page, uint32_t block_size, std::byte* scratch = nullptr)
       : Node(page, block_size), mp_(page), scratch_(scratch) {}
 
-  // Makes the node empty (variable encoding, no run), with the given level, fences and upper
-  // child. Leaves the block header (bytes [0, 32)) alone. The fences must not point into this
-  // page.
+  // Makes the node empty (variable encoding, no run, the fences' common prefix), with the
+  // given level, fences and upper child. Leaves the block header (bytes [0, 32)) alone. The
+  // fences must not point into this page.
   void Init(uint8_t level, std::string_view lower, std::string_view upper, uint64_t upper_child);
   // Inserts at slot `pos` the entry (key, payload). An empty node takes the most compact
   // encoding the entry allows; a key that does not share the prefix, or an entry that does not
@@ -353,7 +353,7 @@ class MutableNode : public Node {
   // The same with the full key given in two pieces (a + b), as when copying from another node.
   void InsertPieces(uint32_t pos, std::string_view a, std::string_view b, std::string_view payload,
                     uint8_t flags);
-  // An empty node becomes variable again.
+  // An empty node becomes variable again (and keeps its prefix).
   void Remove(uint32_t pos);
   // Inner nodes: sets the child of slot i (i == count() sets upper_child).
   void SetChild(uint32_t i, uint64_t child);

@@ -1,5 +1,5 @@
 // ValidateNode: the checks a node page read from the device must pass before any Node accessor
-// touches it, for every encoding (index/NODE_FORMAT.md, "Validation on read"); and StampNode.
+// touches it, for every encoding (docs/FORMAT.md, "Validation on read"); and StampNode.
 #include <string>
 
 #include "index/node.h"

@@ -153,9 +153,8 @@ uint32_t ReadOverflowValues(blockdev::BlockDevice* device, std::span<const Overf
     (void)device->ReadBatch(reqs);  // per-request statuses are checked below
     for (size_t j = 0; j < members.size(); j++) {
       const size_t k = members[j];
-      statuses[k] = reqs[j].status.ok()
-                        ? DecodeExtent(device, refs[k], reqs[j].buf, outs[k])
-                        : reqs[j].status;
+      statuses[k] = reqs[j].status.ok() ? DecodeExtent(device, refs[k], reqs[j].buf, outs[k])
+                                        : reqs[j].status;
     }
   }
   return batches;

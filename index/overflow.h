@@ -1,6 +1,6 @@
 // Out-of-line values: a value longer than the tree's inline limit is stored in one contiguous
 // extent of kOverflow blocks from BlockSource, and the leaf holds a 20-byte reference to it.
-// index/NODE_FORMAT.md ("Overflow extents") is the authority for both layouts.
+// docs/FORMAT.md ("Overflow extents") is the authority for both layouts.
 //
 // Overflow reference (in a leaf slot's payload, kSlotFlagOverflow set):
 //   offset size field

@@ -387,18 +387,12 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
       Frame* f = victims[i];
-      if (!f->dirty.load(std::memory_order_acquire) || !f->latch.TryLockShared()) continue;
-      if (f->io_busy.exchange(true, std::memory_order_acquire)) {
-        f->latch.UnlockShared();
-        continue;
+      if (f->dirty.load(std::memory_order_acquire) && f->latch.TryLockExclusive()) {
+        dirty[m++] = f;
       }
-      dirty[m++] = f;
     }
     Status write_status = m > 0 ? WriteBack({dirty.data(), m}) : Status::OK();
-    for (size_t i = 0; i < m; i++) {
-      dirty[i]->io_busy.store(false, std::memory_order_release);
-      dirty[i]->latch.UnlockShared();
-    }
+    for (size_t i = 0; i < m; i++) dirty[i]->latch.UnlockShared();
 
     lk.lock();
     evictors_--;
@@ -442,30 +436,37 @@ Status PageCache::WriteBack(std::span<Frame*> frames) {
   std::sort(frames.begin(), frames.end(), [](const Frame* a, const Frame* b) {
     return a->page.load(std::memory_order_relaxed) < b->page.load(std::memory_order_relaxed);
   });
+  // Seal every page under its exclusive latch (so no reader ever sees the checksum field
+  // change), then let readers back in for the write itself.
   Status first;
-  for (size_t base = 0; base < frames.size(); base += kWriteBatch) {
-    size_t n = std::min(kWriteBatch, frames.size() - base);
-    std::array<blockdev::WriteRequest, kWriteBatch> reqs;
-    size_t m = 0;
-    std::array<Frame*, kWriteBatch> sent;
-    for (size_t i = 0; i < n; i++) {
-      Frame* f = frames[base + i];
-      std::span<std::byte> data = FrameData(f);
-      uint64_t page = f->page.load(std::memory_order_relaxed);
-      BlockHeader h = DecodeBlockHeader(data);
-      if (h.block != page) {
-        // The owner forgot to stamp a relocated page: writing it would plant a block that
-        // fails verification. Keep it dirty and report.
-        if (first.ok()) {
-          first = Status::Corruption("block " + std::to_string(page) + " of " + device_->path() +
-                                     ": cached page names block " + std::to_string(h.block) +
-                                     "; not written back");
-        }
-        continue;
-      }
+  std::vector<uint8_t> sendable(frames.size(), 0);
+  for (size_t i = 0; i < frames.size(); i++) {
+    Frame* f = frames[i];
+    std::span<std::byte> data = FrameData(f);
+    const uint64_t page = f->page.load(std::memory_order_relaxed);
+    const BlockHeader h = DecodeBlockHeader(data);
+    if (h.block == page) {
       PutU64(data.data(), ComputeBlockChecksum(data));
-      reqs[m] = blockdev::WriteRequest{page, 1, data.data(), Status::OK()};
-      sent[m++] = f;
+      sendable[i] = 1;
+    } else if (first.ok()) {
+      // The owner forgot to stamp a relocated page: writing it would plant a block that fails
+      // verification. Keep it dirty and report.
+      first = Status::Corruption("block " + std::to_string(page) + " of " + device_->path() +
+                                 ": cached page names block " + std::to_string(h.block) +
+                                 "; not written back");
+    }
+    f->latch.DowngradeToShared();
+  }
+  for (size_t base = 0; base < frames.size(); base += kWriteBatch) {
+    const size_t n = std::min(kWriteBatch, frames.size() - base);
+    std::array<blockdev::WriteRequest, kWriteBatch> reqs;
+    std::array<Frame*, kWriteBatch> sent;
+    size_t m = 0;
+    for (size_t i = base; i < base + n; i++) {
+      if (!sendable[i]) continue;
+      reqs[m] = blockdev::WriteRequest{frames[i]->page.load(std::memory_order_relaxed), 1,
+                                       FrameData(frames[i]).data(), Status::OK()};
+      sent[m++] = frames[i];
     }
     if (m == 0) continue;
     Status s = device_->WriteBatch({reqs.data(), m});
@@ -696,14 +697,10 @@ Status PageCache::FlushAll() {
       for (Frame* f : pinned) {
         if (!f->dirty.load(std::memory_order_acquire)) {
           Unpin(f);
-        } else if (!f->latch.TryLockShared()) {
-          waiting.push_back(f);  // a writer holds it
-        } else if (f->io_busy.exchange(true, std::memory_order_acquire)) {
-          f->latch.UnlockShared();  // an evictor is writing it
-          waiting.push_back(f);
+        } else if (!f->latch.TryLockExclusive()) {
+          waiting.push_back(f);  // a writer, readers, or an evictor's write-back hold it
         } else if (!f->dirty.load(std::memory_order_acquire)) {
-          f->io_busy.store(false, std::memory_order_release);
-          f->latch.UnlockShared();
+          f->latch.UnlockExclusive();  // written back meanwhile
           Unpin(f);
         } else {
           batch.push_back(f);
@@ -713,14 +710,13 @@ Status PageCache::FlushAll() {
         Status s = WriteBack(batch);
         if (!s.ok() && first.ok()) first = s;
         for (Frame* f : batch) {
-          f->io_busy.store(false, std::memory_order_release);
           f->latch.UnlockShared();
           Unpin(f);  // written, or failed: a failed page is reported, not retried
         }
       } else if (!waiting.empty()) {
         // Wait for the first busy page while holding no latch ourselves.
-        waiting.front()->latch.LockShared();
-        waiting.front()->latch.UnlockShared();
+        waiting.front()->latch.LockExclusive();
+        waiting.front()->latch.UnlockExclusive();
         Backoff(round);
       }
       pinned.swap(waiting);

@@ -14,7 +14,8 @@
 // from the device is checked with VerifyBlock (checksum and its own block number) and then by
 // the caller's PageCheck (for B+tree nodes: slot counts, offsets, lengths), which also runs when
 // a resident page is pinned with a check it has not passed yet; on write-back the checksum is
-// recomputed (the header's type, block and generation fields belong to the caller).
+// recomputed under the page's exclusive latch, which is then downgraded to shared for the write
+// (the header's type, block and generation fields belong to the caller).
 //
 // Each frame carries one atomic state word, vmcache-style: the low 8 bits are the latch state
 // (unlocked, 1..252 shared holders, locked exclusively, evicted) and the high 56 bits a version
@@ -42,7 +43,7 @@
 // guards the page table's writers, the free list and the CLOCK ring (held only for table and
 // list operations, never across I/O); hits do not take it; the latches are per frame. A thread
 // must not pin a page it holds exclusively, nor pin exclusively a page it holds, and must hold no
-// guard when calling FlushAll (write-back waits for exclusive holders to finish).
+// guard when calling FlushAll (write-back waits for a moment when nobody holds a dirty page).
 //
 // Ownership: the device must be alive whenever the cache is used; the cache must outlive every
 // guard. With PageCacheOptions::register_memory (the default) the frames are registered with the
@@ -266,7 +267,6 @@ class PageCache {
     std::atomic<uint64_t> page{kNoPage};      // written under mu_
     std::atomic<uint32_t> pins{kDead};        // kDead while free; see TryPin
     std::atomic<bool> dirty{false};           // changed through SetDirty
-    std::atomic<bool> io_busy{false};         // a write-back owns the checksum field
     std::atomic<PageCheck> checked{nullptr};  // the check the page last passed
     std::atomic<bool> referenced{false};      // CLOCK bit
     std::atomic<bool> inner{false};           // holds a kBTreeInner page (counted in inner_)
@@ -333,9 +333,9 @@ class PageCache {
   // Returns a free frame (pins 1, latch reset to exclusive), evicting a batch if needed.
   // REQUIRES: lk holds mu_; may release and retake it.
   Result<Frame*> AcquireFrame(std::unique_lock<std::mutex>& lk);
-  // Seals and writes the given frames (each latched shared, io_busy owned by the caller).
+  // Seals the given frames (each latched exclusively by the caller), downgrades their latches
+  // to shared, and writes them; the caller releases the shared latches.
   Status WriteBack(std::span<Frame*> frames);
-  void ReleaseLatchShared(Frame* f) { f->latch.UnlockShared(); }
 
   blockdev::BlockDevice* device_;
   const uint32_t block_size_;

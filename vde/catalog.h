@@ -1,4 +1,4 @@
-// Catalog: the store's directory of named indexes. docs/CATALOG_FORMAT.md is the authority for
+// Catalog: the store's directory of named indexes. docs/FORMAT.md ("Catalog") is the authority for
 // its layout:
 //
 //   superblock.catalog_root -> catalog header block (type kCatalog) -> names B+tree

@@ -114,6 +114,8 @@ Status StoreImpl::Init(const std::string& path, const Options& options) {
     VDE_ASSIGN_OR_RETURN(disk_, Disk::Open(path, oo));
   }
 
+  // Disk::block_size() reads the superblock copy a checkpoint replaces: keep our own.
+  block_size_ = disk_->block_size();
   VDE_ASSIGN_OR_RETURN(DiskInfo info, disk_->Inspect());
   const uint64_t max_blocks =
       info.growable && info.max_size_bytes != 0 ? info.max_size_bytes / info.block_size : 0;
@@ -379,7 +381,7 @@ Status Store::Get(const Index& index, std::string_view key, std::string* value) 
 }
 
 uint32_t Store::max_key_size() const {
-  return index::MaxKeySize(impl_->disk_->block_size());
+  return index::MaxKeySize(impl_->block_size_);
 }
 
 uint64_t Store::max_value_size() {
@@ -422,7 +424,7 @@ StoreStats Store::GetStats() const {
   s.backend_reason = m.disk_->backend_reason();
   for (const std::string& note : m.disk_->backend_notes()) s.backend_reason += "; " + note;
   const AllocatorStats as = m.disk_->allocator().stats();
-  s.block_size = m.disk_->block_size();
+  s.block_size = m.block_size_;
   s.disk_blocks = as.block_count;
   s.used_blocks = as.used_blocks;
   s.free_blocks = as.free_blocks;

@@ -138,6 +138,7 @@ class StoreImpl {
   // Applies `ops` atomically. REQUIRES: mu_ held exclusively. The write-ahead log's append goes
   // here, after validation and before the first tree changes.
   Status Apply(std::span<const WriteOp> ops);
+  Status ApplyOne(const WriteOp& op);  // Apply of a single operation: no undo image needed
   Status WriteOne(const IndexState* index, bool put, std::string_view key, std::string_view value);
   Status Decode(const WriteBatch& batch, std::vector<WriteOp>* ops) const;
   struct Undo;
@@ -159,6 +160,7 @@ class StoreImpl {
   Result<VerifyReport> Verify(bool read_values) const;
 
   Options options_;
+  uint32_t block_size_ = 0;
   std::unique_ptr<Disk> disk_;
   std::unique_ptr<index::PageCache> cache_;
   std::unique_ptr<StoreBlockSource> source_;

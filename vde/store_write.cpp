@@ -1,6 +1,8 @@
 // The write path: every Put, Delete and WriteBatch goes through StoreImpl::Apply, which
-// validates the whole write, applies it to the trees, and undoes it when any part fails. The
-// block source's reserve makes the undo itself safe from NoSpace (see StoreBlockSource).
+// validates the whole write and applies it to the trees. A batch records each touched key's
+// previous state and restores them all when any part fails; the block source's reserve makes
+// that undo safe from NoSpace (see StoreBlockSource). A single operation needs no undo
+// (ApplyOne).
 #include <limits>
 #include <mutex>
 #include <unordered_set>
@@ -168,7 +170,7 @@ Status StoreImpl::Decode(const WriteBatch& batch, std::vector<WriteOp>* ops) con
 
 Status StoreImpl::Apply(std::span<const WriteOp> ops) {
   VDE_RETURN_IF_ERROR(CheckWritable());
-  const uint32_t bs = disk_->block_size();
+  const uint32_t bs = block_size_;
   const uint32_t max_key = index::MaxKeySize(bs);
   for (size_t i = 0; i < ops.size(); i++) {
     const WriteOp& op = ops[i];
@@ -190,13 +192,14 @@ Status StoreImpl::Apply(std::span<const WriteOp> ops) {
   // The write-ahead log will append the write here: validated, not yet applied.
 
   dirty_.store(true, std::memory_order_relaxed);
+  if (ops.size() == 1) return ApplyOne(ops[0]);
   std::vector<Undo> undo;
   std::unordered_set<Touch, TouchHash> seen;
   uint64_t keep = checkpoint_reserve_;
   Status s;
   for (const WriteOp& op : ops) {
     index::BTree& tree = *op.index->tree;
-    if (ops.size() == 1 || seen.insert(Touch{op.index, op.key}).second) {
+    if (seen.insert(Touch{op.index, op.key}).second) {
       Undo u;
       u.index = op.index;
       u.key = op.key;
@@ -210,7 +213,7 @@ Status StoreImpl::Apply(std::span<const WriteOp> ops) {
       // new in this generation (the write copied it), so no copy is needed there. Removing a
       // key the write added may merge a page on each level with a sibling that is still
       // shared with the checkpoint (one copy per level). Putting an old value back may also
-      // split a leaf twice (NODE_FORMAT.md, "Limits"), each split climbing to a new root.
+      // split a leaf twice (docs/FORMAT.md, "Limits"), each split climbing to a new root.
       // The tree may grow a level meanwhile, hence h + 1. Those pages are kept back from the
       // allocations that follow; the old value's out-of-line extent, which must be
       // contiguous, is set aside now.
@@ -243,6 +246,28 @@ Status StoreImpl::Apply(std::span<const WriteOp> ops) {
     return poisoned_;
   }
   return ops.size() > 1 ? s.WithContext("write batch not applied") : s;
+}
+
+// One operation needs no undo image: a tree put or delete either fails before it changes the
+// key (nothing to undo) or after (in a merge that tidies the tree up, which leaves the tree
+// consistent and the operation complete). Which one is told by looking the key up.
+Status StoreImpl::ApplyOne(const WriteOp& op) {
+  index::BTree& tree = *op.index->tree;
+  source_->set_keep(checkpoint_reserve_);
+  Status s = op.put ? tree.Put(op.key, op.value) : tree.Delete(op.key);
+  source_->set_keep(0);
+  if (s.ok() || (!op.put && s.IsNotFound())) return Status::OK();
+  std::string cur;
+  Status g = tree.Get(op.key, &cur);
+  if (g.ok() || g.IsNotFound()) {
+    const bool done = op.put ? g.ok() && cur == op.value : g.IsNotFound();
+    return done ? Status::OK() : s;
+  }
+  poisoned_ = s.WithContext("a write failed and looking up whether it took effect failed too (" +
+                            g.ToString() +
+                            "); the store refuses every call: reopen it to return to the last "
+                            "checkpoint");
+  return poisoned_;
 }
 
 Status StoreImpl::Rollback(std::span<const Undo> undo) {

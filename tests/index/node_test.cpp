@@ -32,7 +32,7 @@ TEST(NodeLimits, KeysFitThreeTimesWithAValue) {
   for (uint32_t bs = blockdev::kMinBlockSize; bs <= blockdev::kMaxBlockSize; bs *= 2) {
     const uint32_t k = MaxKeySize(bs), t = MaxInlineValueSize(bs);
     SCOPED_TRACE(bs);
-    // Two fences and one entry of the largest sizes fit an empty node (NODE_FORMAT.md).
+    // Two fences and one entry of the largest sizes fit an empty node (docs/FORMAT.md).
     EXPECT_LE(3 * k + kSlotSize + t, NodeCapacity(bs));
     EXPECT_GE(t, kOverflowRefSize);
     EXPECT_GE(t, 32u);

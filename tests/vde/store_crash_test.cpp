@@ -121,6 +121,8 @@ void RunRound(uint64_t seed) {
   std::mt19937_64 rng(seed);
   const uint64_t max_ops = kLoadOps + 8000;
   const uint64_t kill_after = 1 + rng() % (max_ops - kLoadOps);  // operations after the load
+  // A third of the rounds kill as soon as a checkpoint begins (past kill_after), to land in it.
+  const bool in_checkpoint = rng() % 3 == 0;
 
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
@@ -148,8 +150,9 @@ void RunRound(uint64_t seed) {
   while (Receive(fds[0], &m)) {
     ASSERT_NE(m.type, 'E') << "the child failed at operation " << m.ops;
     track(m);
-    if (!killed && done_gen != 0 &&
-        ((m.type == 'O' && m.ops >= kLoadOps + kill_after) || m.type == 'D')) {
+    const bool due =
+        m.ops >= kLoadOps + kill_after && (in_checkpoint ? m.type == 'B' : m.type == 'O');
+    if (!killed && done_gen != 0 && (due || m.type == 'D')) {
       ASSERT_EQ(::kill(pid, SIGKILL), 0);
       killed = true;  // keep reading: what the child said before it died is in the pipe
     }
@@ -165,15 +168,20 @@ void RunRound(uint64_t seed) {
   std::unique_ptr<Store> store = std::move(*opened);
   const uint64_t gen = store->GetStats().generation;
   uint64_t expect_ops = done_ops;
+  const char* at = "the last completed checkpoint";
   if (flight_gen != 0 && gen == flight_gen) {
     expect_ops = flight_ops;  // the checkpoint in flight reached its superblock
+    at = "the checkpoint in flight";
   } else {
     ASSERT_EQ(gen, done_gen) << "in flight: " << flight_gen;
   }
-  std::printf("seed %llu: kill sent after %llu ops; reopened at generation %llu (after %llu ops)\n",
-              static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(kill_after + kLoadOps),
-              static_cast<unsigned long long>(gen), static_cast<unsigned long long>(expect_ops));
+  std::printf(
+      "seed %llu: kill sent after %llu ops%s; reopened at generation %llu (after %llu "
+      "ops), %s%s\n",
+      static_cast<unsigned long long>(seed), static_cast<unsigned long long>(kill_after + kLoadOps),
+      in_checkpoint ? " at a checkpoint's start" : "", static_cast<unsigned long long>(gen),
+      static_cast<unsigned long long>(expect_ops), at,
+      flight_gen != 0 && gen != flight_gen ? " (one was in flight)" : "");
 
   auto rep = store->Verify(true);
   ASSERT_TRUE(rep.has_value()) << rep.status().ToString();
