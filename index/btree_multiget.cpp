@@ -124,12 +124,15 @@ void BTree::MultiGetRun::Chunk(std::span<const uint32_t> idx) {
       const Node n(guards[g].data().data(), tree.block_size_);
       uint32_t last_slot = ~uint32_t{0};
       for (uint32_t k = groups[g].begin; k < groups[g].end; k++) {
-        bool found;
-        const uint32_t slot = n.LowerBound(keys[idx[k]], &found);
-        if (slot == last_slot && !next_groups.empty() && next_groups.back().end == k) {
+        // Keys ascend: a key no larger than the last child's upper key goes to that child too.
+        const bool same = last_slot != ~uint32_t{0} &&
+                          (last_slot == n.count() || n.CompareKey(last_slot, keys[idx[k]]) >= 0);
+        if (same && next_groups.back().end == k) {
           next_groups.back().end = k + 1;
           continue;
         }
+        bool found;
+        const uint32_t slot = n.LowerBound(keys[idx[k]], &found);
         last_slot = slot;
         const uint64_t child = n.child(slot);
         Status s = tree.CheckChildPointer(pages[g], child);
