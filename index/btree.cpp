@@ -41,6 +41,7 @@ BTree::BTree(PageCache* cache, BlockSource* source, const BTreeOptions& options,
                           options.max_inline_value > MaxInlineValueSize(cache->block_size())
                       ? MaxInlineValueSize(cache->block_size())
                       : options.max_inline_value),
+      snapshots_(options.snapshots),
       root_(root),
       height_(height),
       scratch_(new std::byte[3 * static_cast<size_t>(cache->block_size())]) {}
@@ -50,7 +51,12 @@ BTree::~BTree() = default;
 Result<std::unique_ptr<BTree>> BTree::Create(PageCache* cache, BlockSource* source,
                                              const BTreeOptions& options) {
   VDE_ASSIGN_OR_RETURN(uint64_t id, source->Allocate(1));
-  Result<ExclusiveGuard> g = cache->PinNew(id);
+  uint64_t epoch = 0;
+  if (options.snapshots != nullptr) {
+    options.snapshots->NoteCreated();
+    epoch = options.snapshots->current_epoch();
+  }
+  Result<ExclusiveGuard> g = cache->PinNew(id, epoch);
   if (!g.has_value()) {
     Status f = source->Free(id, 1);
     return f.ok() ? g.error() : g.error().WithContext("(freeing the root failed too)");
@@ -85,7 +91,8 @@ Status BTree::Corrupt(uint64_t block, const std::string& what) const {
 }
 
 Status BTree::CheckUsable() const {
-  if (destroyed_) return Status::InvalidArgument("btree: the tree was destroyed");
+  if (destroyed_.load(std::memory_order_acquire))
+    return Status::InvalidArgument("btree: the tree was destroyed");
   return Status::OK();
 }
 
@@ -152,11 +159,25 @@ bool BTree::Underfull(const Node& n) const {
 
 // ---- Descent and lookup ----
 
+Result<BTree::SharedGuard> BTree::PinRoot(uint64_t* id) const {
+  for (;;) {
+    const uint64_t root = root_.load(std::memory_order_acquire);
+    Result<SharedGuard> g = PinShared(root);
+    // A writer changes root_ only while it holds the old root exclusively, so a root that is
+    // still root_ once latched is the current one. One that is not may be anything (a page
+    // split off, a block freed and reused): it is not looked at, not even its errors.
+    if (root_.load(std::memory_order_acquire) != root) continue;
+    if (!g.has_value()) return g.error();
+    VDE_RETURN_IF_ERROR(CheckRoot(Node(g->data().data(), block_size_), root));
+    *id = root;
+    return std::move(*g);
+  }
+}
+
 Result<BTree::SharedGuard> BTree::DescendShared(std::string_view key, Descent how) const {
-  uint64_t id = root_.load(std::memory_order_relaxed);
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinShared(id));
+  uint64_t id = 0;
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinRoot(&id));
   Node n(g.data().data(), block_size_);
-  VDE_RETURN_IF_ERROR(CheckRoot(n, id));
   while (!n.is_leaf()) {
     bool found;
     uint32_t slot = how == Descent::kRightmost    ? n.count()
@@ -175,23 +196,35 @@ Result<BTree::SharedGuard> BTree::DescendShared(std::string_view key, Descent ho
 }
 
 Result<BTree::ExclusiveGuard> BTree::DescendExclusive(std::string_view key, Path* path) {
+  // The caller is the tree's only writer, so the pages of the path cannot change under it: the
+  // inner pages are coupled shared (readers go on) and only the leaf is latched exclusively
+  // (while its parent is still held, keeping the top-down order).
   path->depth = 0;
-  uint64_t id = root_.load(std::memory_order_relaxed);
-  VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(id));
+  uint64_t id = 0;
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinRoot(&id));
   Node n(g.data().data(), block_size_);
-  VDE_RETURN_IF_ERROR(CheckRoot(n, id));
+  if (n.is_leaf()) {
+    g.Release();  // a lone root leaf: root_ cannot change meanwhile (we are the writer)
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard x, PinExclusive(id));
+    path->steps[path->depth++] = {id, 0, PageGeneration(x.data()), x.epoch()};
+    return x;
+  }
   for (;;) {
     // Levels fall by exactly one per step (CheckChild), so depth <= kMaxLevels.
     PathStep& step = path->steps[path->depth++];
-    step.page = id;
-    step.slot = 0;
-    step.generation = PageGeneration(g.data());
-    if (n.is_leaf()) return g;
+    step = {id, 0, PageGeneration(g.data()), g.epoch()};
     bool found;
     step.slot = n.LowerBound(key, &found);
-    uint64_t child = n.child(step.slot);
+    const uint64_t child = n.child(step.slot);
     VDE_RETURN_IF_ERROR(CheckChildPointer(id, child));
-    VDE_ASSIGN_OR_RETURN(ExclusiveGuard c, PinExclusive(child));
+    if (n.level() == 1) {
+      VDE_ASSIGN_OR_RETURN(ExclusiveGuard c, PinExclusive(child));
+      Node cn(c.data().data(), block_size_);
+      VDE_RETURN_IF_ERROR(CheckChild(n, id, step.slot, cn, child));
+      path->steps[path->depth++] = {child, 0, PageGeneration(c.data()), c.epoch()};
+      return c;
+    }
+    VDE_ASSIGN_OR_RETURN(SharedGuard c, PinShared(child));
     Node cn(c.data().data(), block_size_);
     VDE_RETURN_IF_ERROR(CheckChild(n, id, step.slot, cn, child));
     g = std::move(c);
@@ -207,8 +240,9 @@ Status BTree::GetLocked(std::string_view key, std::string* value) const {
   uint32_t pos = n.LowerBound(key, &found);
   if (!found) return Status::NotFound("btree: key not found");
   if (n.flags(pos) & kSlotFlagOverflow) {
+    // The leaf stays latched while the value is read: a writer must latch it to replace or
+    // delete the value, so the extent cannot be freed (and reused) under the read.
     OverflowRef ref = DecodeOverflowRef(AsBytes(n.payload(pos)));
-    leaf.Release();
     return ReadOverflowValue(cache_->device(), ref, value);
   }
   value->assign(n.payload(pos));
@@ -217,16 +251,39 @@ Status BTree::GetLocked(std::string_view key, std::string* value) const {
 
 Status BTree::Get(std::string_view key, std::string* value) const {
   VDE_RETURN_IF_ERROR(CheckKey(key));
-  std::shared_lock lock(mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   return GetLocked(key, value);
 }
 
 // ---- Copy-on-write ----
 
+bool BTree::MustCopy(uint64_t generation, uint64_t epoch, uint64_t gen) const {
+  return generation < gen || (snapshots_ != nullptr && snapshots_->MayReference(epoch));
+}
+
+uint64_t BTree::CreationEpoch() const {
+  if (snapshots_ == nullptr) return 0;
+  snapshots_->NoteCreated();
+  return snapshots_->current_epoch();
+}
+
 Result<uint64_t> BTree::RelocatePage(ExclusiveGuard& page) {
   VDE_ASSIGN_OR_RETURN(uint64_t fresh, source_->Allocate(1));
-  Status s = cache_->Relocate(page, fresh);
+  const uint64_t epoch = CreationEpoch();
+  Status s;
+  if (snapshots_ != nullptr && snapshots_->MayReference(page.epoch())) {
+    // A snapshot may read the old page: copy it, leaving the old frame as it is.
+    Result<ExclusiveGuard> copy = cache_->PinNew(fresh, epoch);
+    if (copy.has_value()) {
+      std::memcpy(copy->data().data(), page.data().data(), block_size_);
+      copy->MarkDirty();
+      page = std::move(*copy);
+    } else {
+      s = copy.error();
+    }
+  } else {
+    s = cache_->Relocate(page, fresh, epoch);
+  }
   if (!s.ok()) {
     Status f = source_->Free(fresh, 1);
     return f.ok() ? s : s.WithContext("(freeing block " + std::to_string(fresh) + " failed too)");
@@ -235,18 +292,27 @@ Result<uint64_t> BTree::RelocatePage(ExclusiveGuard& page) {
   return fresh;
 }
 
+void BTree::DropFreedPage(ExclusiveGuard& page) {
+  if (snapshots_ != nullptr && snapshots_->MayReference(page.epoch())) {
+    page.Release();  // a snapshot may still read it; its block is held until then
+  } else {
+    cache_->Discard(page);
+  }
+}
+
 Result<BTree::ExclusiveGuard> BTree::MakeWritable(Path* path, ExclusiveGuard leaf) {
   const uint64_t gen = source_->generation();
-  // A child never has a newer generation than its parent (changing a child changes its parent
-  // in the same generation), so the stale pages are a bottom part of the path.
   uint32_t first = path->depth;
   for (uint32_t i = 0; i < path->depth; i++) {
-    if (path->steps[i].generation < gen) {
+    if (MustCopy(path->steps[i].generation, path->steps[i].epoch, gen)) {
       first = i;
       break;
     }
   }
   if (first == path->depth) return leaf;
+  // Re-latch from the parent of the first page to copy down, parent before child. Pages below
+  // it are checked one by one: a page need not be copied although its parent must be (a parent
+  // read back from the device has an unknown epoch).
   leaf.Release();
   ExclusiveGuard parent;
   if (first > 0) {
@@ -255,7 +321,7 @@ Result<BTree::ExclusiveGuard> BTree::MakeWritable(Path* path, ExclusiveGuard lea
   for (uint32_t i = first; i < path->depth; i++) {
     VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(path->steps[i].page));
     const uint64_t old = g.page_id();
-    if (PageGeneration(g.data()) < gen) {
+    if (MustCopy(PageGeneration(g.data()), g.epoch(), gen)) {
       VDE_ASSIGN_OR_RETURN(uint64_t fresh, RelocatePage(g));
       if (i == 0) {
         root_.store(fresh, std::memory_order_release);
@@ -264,10 +330,11 @@ Result<BTree::ExclusiveGuard> BTree::MakeWritable(Path* path, ExclusiveGuard lea
         parent.MarkDirty();
       }
       path->steps[i].page = fresh;
-      // The tree is consistent again; only now give the checkpoint's block back.
+      // The tree is consistent again; only now give the old block back.
       VDE_RETURN_IF_ERROR(source_->Free(old, 1));
     }
     path->steps[i].generation = gen;
+    path->steps[i].epoch = g.epoch();
     parent = std::move(g);
   }
   return parent;
@@ -282,7 +349,7 @@ Status BTree::Put(std::string_view key, std::string_view value) {
                                    " bytes exceeds the limit of " + std::to_string(kMaxValueSize) +
                                    " bytes (kMaxValueSize)");
   }
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   modifications_.fetch_add(1, std::memory_order_relaxed);
   if (value.size() <= max_inline_) return PutPayload(key, value, 0);
@@ -343,7 +410,7 @@ Status BTree::PutPayload(std::string_view key, std::string_view payload, uint8_t
 
 Status BTree::Delete(std::string_view key) {
   VDE_RETURN_IF_ERROR(CheckKey(key));
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   Path path;
   VDE_ASSIGN_OR_RETURN(ExclusiveGuard leaf, DescendExclusive(key, &path));
@@ -381,10 +448,11 @@ Status BTree::Rebalance(Path* path) {
   std::byte* merged_buf = scratch_.get();
   std::byte* compact = scratch_.get() + 2 * block_size_;
   for (uint32_t idx = path->depth - 1; idx > 0; idx--) {
-    VDE_ASSIGN_OR_RETURN(ExclusiveGuard node, PinExclusive(path->steps[idx].page));
-    if (!Underfull(Node(node.data().data(), block_size_))) break;
+    // Parent before child (the latch order every thread follows).
     const uint64_t parent_id = path->steps[idx - 1].page;
     VDE_ASSIGN_OR_RETURN(ExclusiveGuard parent, PinExclusive(parent_id));
+    VDE_ASSIGN_OR_RETURN(ExclusiveGuard node, PinExclusive(path->steps[idx].page));
+    if (!Underfull(Node(node.data().data(), block_size_))) break;
     const Node pn(parent.data().data(), block_size_);
     const uint32_t slot = path->steps[idx - 1].slot;
     bool merged = false;
@@ -408,7 +476,7 @@ Status BTree::Rebalance(Path* path) {
         continue;
       }
       const uint64_t b_old = bg.page_id();
-      if (PageGeneration(bg.data()) < gen) {
+      if (MustCopy(PageGeneration(bg.data()), bg.epoch(), gen)) {
         VDE_ASSIGN_OR_RETURN(uint64_t fresh, RelocatePage(bg));
         MutableNode(parent.data().data(), block_size_).SetChild(a_slot + 1, fresh);
         parent.MarkDirty();
@@ -451,7 +519,7 @@ Status BTree::Rebalance(Path* path) {
       MutableNode(parent.data().data(), block_size_, compact).Remove(a_slot);
       parent.MarkDirty();
       const uint64_t a_id = ag.page_id();
-      cache_->Discard(ag);
+      DropFreedPage(ag);
       VDE_RETURN_IF_ERROR(source_->Free(a_id, 1));
       merged = true;
     }
@@ -469,15 +537,16 @@ Status BTree::CollapseRoot() {
     // A root without keys: its only child covers (-inf, +inf) and becomes the root.
     const uint64_t child = n.upper_child();
     VDE_RETURN_IF_ERROR(CheckChildPointer(id, child));
-    cache_->Discard(r);
+    // root_ changes while the old root is still latched (see PinRoot).
     root_.store(child, std::memory_order_release);
     height_.fetch_sub(1, std::memory_order_release);
+    DropFreedPage(r);
     VDE_RETURN_IF_ERROR(source_->Free(id, 1));
   }
 }
 
 Status BTree::FlushAll() {
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   return cache_->FlushAll();
 }
 

@@ -14,11 +14,21 @@
 // cache, PageCache::FlushAll(), make the device durable, record each tree's root(), then advance
 // the generation. A tree reopened with Open(root) sees exactly what that checkpoint held.
 //
-// Thread safety: one std::shared_mutex per tree: Get, MultiGet, iterators, GetStats and Verify
-// share it; Put, Delete and Destroy take it exclusively. Several trees may share one PageCache
-// and BlockSource from any threads. An Iterator is used by one thread at a time; it takes the
-// lock only inside each call, so a thread may write to the tree while it holds an iterator (the
-// iterator then re-seeks from its current key).
+// Thread safety: readers never block readers. Get, MultiGet and iterators take no tree-wide
+// lock: they couple shared page latches from the root down (a child is latched before its
+// parent is released), and validate the root they started from after latching it (a writer
+// changes root() only while it holds the old root exclusively). Writers (Put, Delete) are
+// serialized by a per-tree mutex; a writer latches exclusively only the pages it changes, always
+// parent before child and never a parent while holding its child, so latch waits cannot form a
+// cycle with the readers' top-down coupling. GetStats, Verify, FlushAll and Destroy hold the
+// writer mutex for their whole walk. Destroy REQUIRES that no other thread uses the tree. Several
+// trees may share one PageCache, SnapshotRegistry and BlockSource; writers of trees that share a
+// BlockSource must be serialized by the caller unless the source allows concurrent calls.
+//
+// Snapshots: with BTreeOptions::snapshots set, every iterator reads the tree as of its creation
+// while writers go on (snapshot.h describes the epochs that make this work). Without it an
+// iterator sees each leaf as of the moment it reached it and re-seeks from its current key after
+// a change, and an out-of-line value it reads may have been replaced meanwhile.
 //
 // Ownership: the cache and the source are not owned and must outlive the tree; the tree must
 // outlive its iterators.
@@ -37,7 +47,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <shared_mutex>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -49,6 +59,7 @@
 #include "index/node.h"
 #include "index/overflow.h"
 #include "index/page_cache.h"
+#include "index/snapshot.h"
 
 namespace vde::index {
 
@@ -57,6 +68,9 @@ struct BTreeOptions {
   // larger mean MaxInlineValueSize(block_size). Only affects new puts; each entry records
   // where its value lives, so a tree may be reopened with a different setting.
   uint32_t max_inline_value = 0;
+  // Not owned; outlives the tree. When set, iterators read snapshots and writers copy the pages
+  // that a live snapshot may reach instead of changing them in place (see the file comment).
+  SnapshotRegistry* snapshots = nullptr;
 };
 
 struct IteratorOptions {
@@ -180,6 +194,7 @@ class BTree {
     uint64_t page = 0;
     uint32_t slot = 0;
     uint64_t generation = 0;
+    uint64_t epoch = 0;
   };
   struct Path {
     std::array<PathStep, kMaxLevels> steps;
@@ -210,7 +225,19 @@ class BTree {
   Result<ExclusiveGuard> DescendExclusive(std::string_view key, Path* path);
   Status GetLocked(std::string_view key, std::string* value) const;
 
+  // Whether `page` must be copied before it changes: it belongs to the last checkpoint
+  // (generation older than `gen`) or a live snapshot may reach it.
+  bool MustCopy(uint64_t generation, uint64_t epoch, uint64_t gen) const;
+  // The epoch to stamp on a page created now (0 without snapshots).
+  uint64_t CreationEpoch() const;
+  // Moves the page to a newly allocated block (copy-on-write) and returns it; `page` then
+  // guards the new block. When a live snapshot may reach the old page, the old frame is kept
+  // (cached, or written back on eviction) and the bytes copied; otherwise the frame moves.
   Result<uint64_t> RelocatePage(ExclusiveGuard& page);
+  // The page's block was freed: drop it from the cache unless a live snapshot may read it.
+  void DropFreedPage(ExclusiveGuard& page);
+  // Pins the root shared, retrying while root() changes under it.
+  Result<SharedGuard> PinRoot(uint64_t* id) const;
   Result<ExclusiveGuard> MakeWritable(Path* path, ExclusiveGuard leaf);
   Status PutPayload(std::string_view key, std::string_view payload, uint8_t flags);
   // Where to split `node` to make room for an entry (key, payload of payload_size bytes).
@@ -234,14 +261,16 @@ class BTree {
   BlockSource* const source_;
   const uint32_t block_size_;
   const uint32_t max_inline_;
+  SnapshotRegistry* const snapshots_;
   std::atomic<uint64_t> root_;
   std::atomic<uint32_t> height_;
-  bool destroyed_ = false;
+  std::atomic<bool> destroyed_{false};
   // Bumped by every change; an iterator whose leaf copy is older re-seeks.
   std::atomic<uint64_t> modifications_{0};
   // Splits by SplitKind (written under mu_ held exclusively, read by GetStats).
   std::array<std::atomic<uint64_t>, 3> splits_{};
-  mutable std::shared_mutex mu_;
+  // Serializes writers (and snapshot creation, GetStats, Verify, FlushAll, Destroy).
+  mutable std::mutex write_mu_;
   // Three block-sized buffers for building split and merged nodes and compacting (writers).
   std::unique_ptr<std::byte[]> scratch_;
 
@@ -257,8 +286,9 @@ class BTree {
   friend class Iterator;
 };
 
-// Positions over the tree's keys in order, within IteratorOptions' bounds. Not a snapshot:
-// after a change to the tree, Next and Prev continue from the current key.
+// Positions over the tree's keys in order, within IteratorOptions' bounds. With a
+// SnapshotRegistry, a snapshot of the tree as of NewIterator (it holds the snapshot until it is
+// destroyed); without, after a change to the tree Next and Prev continue from the current key.
 class BTree::Iterator {
  public:
   bool Valid() const { return valid_ && status_.ok(); }
@@ -299,9 +329,13 @@ class BTree::Iterator {
   // path_ locates it, within the bounds. Advisory: stops early on any error.
   void CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out);
   Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
+  // The tree's modification count, or 0 for a snapshot (which never changes).
+  uint64_t TreeVersion() const;
 
   const BTree* tree_;
   IteratorOptions options_;
+  SnapshotHandle snapshot_;            // valid for a snapshot iterator
+  uint64_t snapshot_root_ = 0;         // the root as of the snapshot
   std::unique_ptr<std::byte[]> leaf_;  // a copy of the current leaf page
   uint64_t leaf_version_ = 0;          // tree modifications_ when copied
   uint32_t slot_ = 0;

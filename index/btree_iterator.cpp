@@ -35,7 +35,19 @@ void RaiseMax(std::atomic<uint64_t>& max, uint64_t v) {
 }  // namespace
 
 std::unique_ptr<BTree::Iterator> BTree::NewIterator(IteratorOptions options) const {
-  return std::unique_ptr<Iterator>(new Iterator(this, std::move(options)));
+  std::unique_ptr<Iterator> it(new Iterator(this, std::move(options)));
+  if (snapshots_ != nullptr) {
+    // Serialized with writers, so that the root and the epoch agree (snapshot.h).
+    std::lock_guard lock(write_mu_);
+    it->snapshot_ = SnapshotHandle(snapshots_, snapshots_->Acquire());
+    it->snapshot_root_ = root_.load(std::memory_order_acquire);
+  }
+  return it;
+}
+
+uint64_t BTree::Iterator::TreeVersion() const {
+  // A snapshot never changes.
+  return snapshot_.valid() ? 0 : tree_->modifications_.load(std::memory_order_relaxed);
 }
 
 BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
@@ -45,17 +57,22 @@ BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
 
 void BTree::Iterator::CopyLeaf(const SharedGuard& g) {
   std::memcpy(leaf_.get(), g.data().data(), tree_->block_size_);
-  leaf_version_ = tree_->modifications_.load(std::memory_order_relaxed);
+  leaf_version_ = TreeVersion();
 }
 
 Result<BTree::SharedGuard> BTree::Iterator::Descend(std::string_view key, Descent how) {
   path_.clear();
   path_version_ = ~uint64_t{0};
-  const uint64_t version = tree_->modifications_.load(std::memory_order_relaxed);
-  uint64_t id = tree_->root_.load(std::memory_order_relaxed);
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, tree_->PinShared(id));
+  const uint64_t version = TreeVersion();
+  uint64_t id = snapshot_root_;
+  SharedGuard g;
+  if (snapshot_.valid()) {
+    VDE_ASSIGN_OR_RETURN(g, tree_->PinShared(id));
+    VDE_RETURN_IF_ERROR(tree_->CheckRoot(Node(g.data().data(), tree_->block_size_), id));
+  } else {
+    VDE_ASSIGN_OR_RETURN(g, tree_->PinRoot(&id));
+  }
   Node n(g.data().data(), tree_->block_size_);
-  VDE_RETURN_IF_ERROR(tree_->CheckRoot(n, id));
   while (!n.is_leaf()) {
     bool found;
     const uint32_t slot = how == Descent::kRightmost    ? n.count()
@@ -93,7 +110,7 @@ void BTree::Iterator::NoteLeafStep(int dir) {
     return;
   }
   if (options_.readahead_max == 0 || ra_run_ < kReadAheadAfter || path_.empty() ||
-      path_version_ != tree_->modifications_.load(std::memory_order_relaxed)) {
+      path_version_ != TreeVersion()) {
     return;
   }
   const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
@@ -274,14 +291,12 @@ Status BTree::Iterator::PrevLeaf() {
 }
 
 void BTree::Iterator::SeekToFirst() {
-  std::shared_lock lock(tree_->mu_);
   ResetReadAhead();
   Status s = tree_->CheckUsable();
   Finish(s.ok() ? AtOrAfter(options_.lower_bound, false) : s);
 }
 
 void BTree::Iterator::SeekToLast() {
-  std::shared_lock lock(tree_->mu_);
   ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
@@ -289,7 +304,6 @@ void BTree::Iterator::SeekToLast() {
 }
 
 void BTree::Iterator::Seek(std::string_view key) {
-  std::shared_lock lock(tree_->mu_);
   ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
@@ -298,7 +312,6 @@ void BTree::Iterator::Seek(std::string_view key) {
 }
 
 void BTree::Iterator::SeekForPrev(std::string_view key) {
-  std::shared_lock lock(tree_->mu_);
   ResetReadAhead();
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
@@ -312,10 +325,9 @@ void BTree::Iterator::SeekForPrev(std::string_view key) {
 
 void BTree::Iterator::Next() {
   if (!Valid()) return;
-  std::shared_lock lock(tree_->mu_);
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
-  if (leaf_version_ == tree_->modifications_.load(std::memory_order_relaxed)) {
+  if (leaf_version_ == TreeVersion()) {
     if (slot_ + 1 < leaf().count()) {
       slot_++;
       return Finish(Status::OK());
@@ -328,10 +340,9 @@ void BTree::Iterator::Next() {
 
 void BTree::Iterator::Prev() {
   if (!Valid()) return;
-  std::shared_lock lock(tree_->mu_);
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
-  if (leaf_version_ == tree_->modifications_.load(std::memory_order_relaxed)) {
+  if (leaf_version_ == TreeVersion()) {
     if (slot_ > 0) {
       slot_--;
       return Finish(Status::OK());
@@ -347,10 +358,9 @@ std::string_view BTree::Iterator::value() const {
   const Node n = leaf();
   if (!(n.flags(slot_) & kSlotFlagOverflow)) return n.payload(slot_);
   if (value_loaded_) return value_;
-  std::shared_lock lock(tree_->mu_);
   Status s = tree_->CheckUsable();
   if (s.ok()) {
-    if (leaf_version_ == tree_->modifications_.load(std::memory_order_relaxed)) {
+    if (leaf_version_ == TreeVersion()) {
       OverflowRef ref =
           DecodeOverflowRef(reinterpret_cast<const std::byte*>(n.payload(slot_).data()));
       s = ReadOverflowValue(tree_->cache_->device(), ref, &value_);

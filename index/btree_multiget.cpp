@@ -6,9 +6,10 @@
 // same page forms a group; the distinct pages of a level are pinned with one
 // PageCache::PinSharedBatch, which reads all the missing ones with one ReadBatch straight into
 // their frames (the inner levels are normally resident, so that is one batch, of leaves). Each
-// page is checked against its parent as DescendShared does. The out-of-line values found in the
-// leaves are then read with one more batch (ReadOverflowValues), after the leaves are unpinned
-// but under the tree's shared lock, which keeps their extents from being freed.
+// page is checked against its parent as DescendShared does, and the root against root() after it
+// is latched (as PinRoot does). The out-of-line values found in a chunk's leaves are then read
+// with one more batch (ReadOverflowValues) while the leaves are still latched shared, which
+// keeps a writer from replacing the values and freeing their extents meanwhile.
 #include <algorithm>
 #include <mutex>
 #include <string>
@@ -58,6 +59,8 @@ struct BTree::MultiGetRun {
 
   void Chunk(std::span<const uint32_t> idx);
   void ResolveLeaf(std::span<const uint32_t> idx, const Group& g, const Node& leaf);
+  // Reads the values of refs (the current chunk's), then forgets them.
+  void ReadValues();
 };
 
 void BTree::MultiGetRun::Chunk(std::span<const uint32_t> idx) {
@@ -75,6 +78,13 @@ void BTree::MultiGetRun::Chunk(std::span<const uint32_t> idx) {
     pinned.assign(pages.size(), Status::OK());
     const uint32_t read =
         tree.cache_->PinSharedBatch(pages, &ValidateNode, std::span(guards), std::span(pinned));
+    if (groups.size() == 1 && groups[0].parent == kNoParent &&
+        tree.root_.load(std::memory_order_acquire) != pages[0]) {
+      // The root changed while we latched it (see BTree::PinRoot): start again from the new one.
+      guards.clear();
+      pages[0] = tree.root_.load(std::memory_order_acquire);
+      continue;
+    }
     // Check every page against its parent (or as the root); a failure answers its keys.
     live.assign(pages.size(), 0);
     int level = -1;
@@ -114,6 +124,7 @@ void BTree::MultiGetRun::Chunk(std::span<const uint32_t> idx) {
           ResolveLeaf(idx, groups[g], Node(guards[g].data().data(), tree.block_size_));
         }
       }
+      ReadValues();  // with the leaves still latched
       return;
     }
     // Route each group's keys to the children of its page.
@@ -151,6 +162,24 @@ void BTree::MultiGetRun::Chunk(std::span<const uint32_t> idx) {
     pages.swap(next_pages);
     groups.swap(next_groups);
   }
+}
+
+void BTree::MultiGetRun::ReadValues() {
+  if (refs.empty()) return;
+  ReadCounters& rc = tree.read_counters_;
+  std::vector<Status> got(refs.size());
+  const uint32_t batches = ReadOverflowValues(tree.cache_->device(), refs, ref_outs, got);
+  rc.overflow_batches.fetch_add(batches, std::memory_order_relaxed);
+  rc.overflow_values_read.fetch_add(refs.size(), std::memory_order_relaxed);
+  for (size_t j = 0; j < got.size(); j++) {
+    if (!got[j].ok()) {
+      statuses[ref_keys[j]] = std::move(got[j]);
+      values[ref_keys[j]].clear();
+    }
+  }
+  refs.clear();
+  ref_outs.clear();
+  ref_keys.clear();
 }
 
 void BTree::MultiGetRun::ResolveLeaf(std::span<const uint32_t> idx, const Group& g,
@@ -204,31 +233,16 @@ Status BTree::MultiGet(std::span<const std::string_view> keys, std::vector<std::
   }
 
   MultiGetRun run{*this, keys, *values, *statuses, {}, {}, {}};
-  {
-    std::shared_lock lock(mu_);
-    Status usable = CheckUsable();
-    if (!usable.ok()) {
-      for (uint32_t i : order) (*statuses)[i] = usable;
-      return usable;
-    }
-    read_counters_.multi_gets.fetch_add(1, std::memory_order_relaxed);
-    read_counters_.multi_get_keys.fetch_add(n, std::memory_order_relaxed);
-    const size_t chunk = std::max<size_t>(1, cache_->frames() / 4);
-    for (size_t base = 0; base < distinct.size(); base += chunk) {
-      run.Chunk(std::span(distinct).subspan(base, std::min(chunk, distinct.size() - base)));
-    }
-    if (!run.refs.empty()) {
-      std::vector<Status> got(run.refs.size());
-      const uint32_t batches = ReadOverflowValues(cache_->device(), run.refs, run.ref_outs, got);
-      read_counters_.overflow_batches.fetch_add(batches, std::memory_order_relaxed);
-      read_counters_.overflow_values_read.fetch_add(run.refs.size(), std::memory_order_relaxed);
-      for (size_t j = 0; j < got.size(); j++) {
-        if (!got[j].ok()) {
-          (*statuses)[run.ref_keys[j]] = std::move(got[j]);
-          (*values)[run.ref_keys[j]].clear();
-        }
-      }
-    }
+  Status usable = CheckUsable();
+  if (!usable.ok()) {
+    for (uint32_t i : order) (*statuses)[i] = usable;
+    return usable;
+  }
+  read_counters_.multi_gets.fetch_add(1, std::memory_order_relaxed);
+  read_counters_.multi_get_keys.fetch_add(n, std::memory_order_relaxed);
+  const size_t chunk = std::max<size_t>(1, cache_->frames() / 4);
+  for (size_t base = 0; base < distinct.size(); base += chunk) {
+    run.Chunk(std::span(distinct).subspan(base, std::min(chunk, distinct.size() - base)));
   }
   for (auto [repeat, first] : repeats) {
     (*values)[repeat] = (*values)[first];

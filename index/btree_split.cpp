@@ -1,7 +1,7 @@
 // BTree splits: where a full node splits (PlanSplit: at the insertion point of an ascending or
 // descending run, else near the middle), building the halves (BuildSplit), and the split itself
 // with its parent update (SplitNode). docs/FORMAT.md "Splits" describes the policy and "Limits"
-// why a split point always exists. Called by Put with the tree's lock held exclusively.
+// why a split point always exists. Called by Put with the tree's writer mutex held.
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -200,6 +200,11 @@ void BTree::BuildSplit(const Node& n, const SplitPlan& plan, std::byte* left, st
 
 Status BTree::SplitNode(Path* path, uint32_t index, std::string_view key, size_t payload_size) {
   const uint64_t id = path->steps[index].page;
+  // Parent before child (the latch order every thread follows).
+  ExclusiveGuard parent;
+  if (index > 0) {
+    VDE_ASSIGN_OR_RETURN(parent, PinExclusive(path->steps[index - 1].page));
+  }
   VDE_ASSIGN_OR_RETURN(ExclusiveGuard g, PinExclusive(id));
   Node n(g.data().data(), block_size_);
   const uint8_t level = n.level();
@@ -207,9 +212,7 @@ Status BTree::SplitNode(Path* path, uint32_t index, std::string_view key, size_t
   VDE_RETURN_IF_ERROR(PlanSplit(n, id, key, payload_size, &plan));
   std::byte* compact = scratch_.get() + 2 * block_size_;
 
-  ExclusiveGuard parent;
   if (index > 0) {
-    VDE_ASSIGN_OR_RETURN(parent, PinExclusive(path->steps[index - 1].page));
     MutableNode pn(parent.data().data(), block_size_, compact);
     // The path is writable (PutPayload made it so): a parent in a variable encoding whose
     // entries allow a fixed one may make room by being rewritten.
@@ -237,7 +240,7 @@ Status BTree::SplitNode(Path* path, uint32_t index, std::string_view key, size_t
     Result<uint64_t> a = source_->Allocate(1);
     if (a.has_value()) {
       ids[i] = *a;
-      Result<ExclusiveGuard> pinned = cache_->PinNew(ids[i]);
+      Result<ExclusiveGuard> pinned = cache_->PinNew(ids[i], CreationEpoch());
       if (pinned.has_value()) {
         guards[i] = std::move(*pinned);
         continue;

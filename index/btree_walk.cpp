@@ -22,10 +22,9 @@ std::vector<uint64_t> Children(const Node& n) {
 }  // namespace
 
 Status BTree::Walk(const PageVisitor& visit) const {
-  const uint64_t id = root_.load(std::memory_order_relaxed);
-  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinShared(id));
+  uint64_t id = 0;
+  VDE_ASSIGN_OR_RETURN(SharedGuard g, PinRoot(&id));
   Node n(g.data().data(), block_size_);
-  VDE_RETURN_IF_ERROR(CheckRoot(n, id));
   VDE_RETURN_IF_ERROR(visit(n, id));
   if (n.is_leaf()) return Status::OK();
   // Read a page's children with one batch before visiting them. Advisory: a child that fails
@@ -52,7 +51,7 @@ Status BTree::WalkSubtree(const Node& parent, uint64_t parent_id, uint32_t slot,
 }
 
 Result<BTreeStats> BTree::GetStats() const {
-  std::shared_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   BTreeStats st;
   st.height = height_.load(std::memory_order_relaxed);
@@ -112,7 +111,7 @@ Result<BTreeStats> BTree::GetStats() const {
 }
 
 Status BTree::Verify(const VerifyOptions& options) const {
-  std::shared_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   const uint32_t height = height_.load(std::memory_order_relaxed);
   std::string value;
@@ -160,7 +159,7 @@ Status BTree::DestroySubtree(uint64_t page, uint32_t level) {
     children = Children(n);
     for (uint64_t c : children) VDE_RETURN_IF_ERROR(CheckChildPointer(page, c));
   }
-  cache_->Discard(g);
+  DropFreedPage(g);
   VDE_RETURN_IF_ERROR(source_->Free(page, 1));
   if (children.empty()) return Status::OK();
   (void)cache_->Prefetch(children, &ValidateNode);
@@ -169,9 +168,9 @@ Status BTree::DestroySubtree(uint64_t page, uint32_t level) {
 }
 
 Status BTree::Destroy() {
-  std::unique_lock lock(mu_);
+  std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
-  destroyed_ = true;
+  destroyed_.store(true, std::memory_order_release);
   modifications_.fetch_add(1, std::memory_order_relaxed);
   Status s = DestroySubtree(root_.load(std::memory_order_relaxed),
                             height_.load(std::memory_order_relaxed) - 1);

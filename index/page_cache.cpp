@@ -160,6 +160,10 @@ std::span<const std::byte> PageCache::SharedGuard::data() const {
   return cache_->FrameData(frame_);
 }
 
+uint64_t PageCache::SharedGuard::epoch() const {
+  return frame_->epoch.load(std::memory_order_relaxed);
+}
+
 void PageCache::SharedGuard::Release() {
   if (frame_ == nullptr) return;
   frame_->latch.UnlockShared();
@@ -187,6 +191,10 @@ std::span<std::byte> PageCache::ExclusiveGuard::data() const {
 
 void PageCache::ExclusiveGuard::MarkDirty() {
   cache_->SetDirty(frame_, true);
+}
+
+uint64_t PageCache::ExclusiveGuard::epoch() const {
+  return frame_->epoch.load(std::memory_order_relaxed);
 }
 
 void PageCache::ExclusiveGuard::Release() {
@@ -488,6 +496,7 @@ Status PageCache::LoadFrame(Frame* f, uint64_t page, PageCheck check) {
   VDE_RETURN_IF_ERROR(VerifyBlock(data, page, BlockType::kFree, device_->path(), &h));
   if (check != nullptr) VDE_RETURN_IF_ERROR(check(data, page, device_->path()));
   f->checked.store(check, std::memory_order_release);
+  f->epoch.store(0, std::memory_order_relaxed);
   SetInner(f, h.type == BlockType::kBTreeInner);
   return Status::OK();
 }
@@ -608,12 +617,17 @@ Result<PageCache::ExclusiveGuard> PageCache::PinExclusive(uint64_t page, PageChe
   return ExclusiveGuard(this, f);
 }
 
-Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
+Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page, uint64_t epoch) {
+  if (page == kNoPage) {
+    return Status::InvalidArgument(device_->path() + ": new page with the invalid page id");
+  }
   std::unique_lock lk(mu_);
   for (;;) {
-    if (page == kNoPage || table_.Find(page) != PageTable::kNone) {
-      return Status::InvalidArgument("block " + std::to_string(page) + " of " + device_->path() +
-                                     ": new page is already cached");
+    if (table_.Find(page) != PageTable::kNone) {
+      lk.unlock();
+      DropIfResident(page);
+      lk.lock();
+      continue;
     }
     VDE_ASSIGN_OR_RETURN(Frame * f, AcquireFrame(lk));
     if (table_.Find(page) != PageTable::kNone) {
@@ -623,6 +637,7 @@ Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
     f->page.store(page, std::memory_order_release);
     SetDirty(f, true);
     f->checked.store(nullptr, std::memory_order_release);
+    f->epoch.store(epoch, std::memory_order_relaxed);
     table_.Insert(page, f->index);
     ring_.push_back(*f);
     lk.unlock();
@@ -632,17 +647,23 @@ Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page) {
   }
 }
 
-Status PageCache::Relocate(ExclusiveGuard& guard, uint64_t new_page) {
+Status PageCache::Relocate(ExclusiveGuard& guard, uint64_t new_page, uint64_t epoch) {
   assert(guard.valid() && guard.cache_ == this);
   Frame* f = guard.frame_;
-  std::lock_guard lk(mu_);
-  if (new_page == kNoPage || table_.Find(new_page) != PageTable::kNone) {
+  if (new_page == kNoPage || new_page == f->page.load(std::memory_order_relaxed)) {
     return Status::InvalidArgument("block " + std::to_string(new_page) + " of " + device_->path() +
-                                   ": relocation target is already cached");
+                                   ": invalid relocation target");
+  }
+  std::unique_lock lk(mu_);
+  while (table_.Find(new_page) != PageTable::kNone) {
+    lk.unlock();
+    DropIfResident(new_page);
+    lk.lock();
   }
   table_.Erase(f->page.load(std::memory_order_relaxed));
   table_.Insert(new_page, f->index);
   f->page.store(new_page, std::memory_order_release);
+  f->epoch.store(epoch, std::memory_order_relaxed);
   SetDirty(f, true);
   return Status::OK();
 }
@@ -660,6 +681,27 @@ void PageCache::Discard(ExclusiveGuard& guard) {
   }
   f->latch.UnlockExclusive();
   Unpin(f);
+}
+
+void PageCache::DropIfResident(uint64_t page) {
+  for (;;) {
+    Status failed;
+    Frame* f = FixResident(page, true, nullptr, &failed);
+    if (f == nullptr) {
+      // Not resident, or a racing eviction or load: the locked lookup is exact.
+      std::unique_lock lk(mu_);
+      const uint32_t idx = table_.Find(page);
+      if (idx == PageTable::kNone) return;
+      Frame* g = &frames_[idx];
+      g->pins.fetch_add(1, std::memory_order_acq_rel);  // in the table: not dead under mu_
+      lk.unlock();
+      if (!LatchPinned(g, page, true, nullptr, &failed)) continue;
+      f = g;
+    }
+    ExclusiveGuard guard(this, f);
+    Discard(guard);
+    return;
+  }
 }
 
 Status PageCache::FlushAll() {

@@ -172,6 +172,7 @@ class PageCache {
     bool valid() const { return frame_ != nullptr; }
     uint64_t page_id() const;
     std::span<const std::byte> data() const;
+    uint64_t epoch() const;  // as ExclusiveGuard::epoch
     void Release();
 
    private:
@@ -196,6 +197,8 @@ class PageCache {
     uint64_t page_id() const;
     std::span<std::byte> data() const;
     void MarkDirty();
+    // The epoch given to PinNew or Relocate for this page, 0 if it was read from the device.
+    uint64_t epoch() const;
     void Release();
 
    private:
@@ -219,9 +222,12 @@ class PageCache {
   // it is not resident.
   Result<SharedGuard> PinShared(uint64_t page, PageCheck check = nullptr);
   Result<ExclusiveGuard> PinExclusive(uint64_t page, PageCheck check = nullptr);
-  // Pins a page that is new on disk: a zero-filled frame, already dirty, never read.
-  // InvalidArgument if `page` is resident (the caller allocated a block it still caches).
-  Result<ExclusiveGuard> PinNew(uint64_t page);
+  // Pins a page that is new on disk: a zero-filled frame, already dirty, never read, created in
+  // snapshot epoch `epoch` (see ExclusiveGuard::epoch). A resident copy of `page` is stale (its
+  // block was freed and handed out again; a reader that raced a root change may have read it
+  // back): it is dropped first, waiting for its pins. REQUIRES: the caller holds no guard on
+  // `page`.
+  Result<ExclusiveGuard> PinNew(uint64_t page, uint64_t epoch = 0);
 
   // Pins every page of `pages` shared into guards[i], reading all those that are not resident
   // with one ReadBatch straight into their frames (each checked as PinShared does). statuses[i]
@@ -240,10 +246,15 @@ class PageCache {
 
   // Moves the pinned page to id `new_page` (copy-on-write relocation): the page table entry
   // changes, the bytes stay, the page becomes dirty. The caller stamps the new block number into
-  // the header. InvalidArgument if `new_page` is resident.
-  Status Relocate(ExclusiveGuard& guard, uint64_t new_page);
+  // the header. The page's epoch becomes `epoch`. A resident copy of `new_page` is stale and
+  // dropped first, as in PinNew.
+  Status Relocate(ExclusiveGuard& guard, uint64_t new_page, uint64_t epoch = 0);
   // Drops the pinned page without writing it back (its block was freed); resets the guard.
   void Discard(ExclusiveGuard& guard);
+  // Drops `page` if it is resident, without writing it back: its block is being handed out
+  // again and any cached copy is stale. Waits for the page's pins to go. REQUIRES: the caller
+  // holds no guard on it.
+  void DropIfResident(uint64_t page);
 
   // Writes back every page that is dirty when called, in sorted batches through WriteBatch. No
   // flush/fsync: the caller (vde's checkpoint) does that. REQUIRES: the calling thread holds no
@@ -271,6 +282,9 @@ class PageCache {
     std::atomic<bool> referenced{false};      // CLOCK bit
     std::atomic<bool> inner{false};           // holds a kBTreeInner page (counted in inner_)
     std::atomic<bool> prefetched{false};      // read by Prefetch and not pinned since
+    // The snapshot epoch the page was created in (PinNew, Relocate); 0 for a page read from the
+    // device, whose epoch is unknown. Written and read under the exclusive latch.
+    std::atomic<uint64_t> epoch{0};
     uint32_t index = 0;
   };
   using FrameList =

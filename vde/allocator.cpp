@@ -296,6 +296,31 @@ Result<uint64_t> Allocator::AllocateBlock() {
 
 Status Allocator::Free(Extent e) {
   std::lock_guard lock(mu_);
+  return FreeLocked(e, &pending_);
+}
+
+Status Allocator::FreeHeld(Extent e) {
+  std::lock_guard lock(mu_);
+  return FreeLocked(e, &held_);
+}
+
+Status Allocator::Unhold(Extent e) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < held_.size(); i++) {
+    if (held_[i].start == e.start && held_[i].count == e.count) {
+      held_[i] = held_.back();
+      held_.pop_back();
+      held_blocks_ -= e.count;
+      pending_.push_back(e);
+      pending_blocks_ += e.count;
+      return Status::OK();
+    }
+  }
+  return Status::InvalidArgument(dev_->path() + ": unhold of blocks " + std::to_string(e.start) +
+                                 "+" + std::to_string(e.count) + ": not held");
+}
+
+Status Allocator::FreeLocked(Extent e, std::vector<Extent>* to) {
   const std::string& path = dev_->path();
   if (geo_.read_only) return Status::ReadOnly(path + ": free on a read-only disk");
   const std::string what =
@@ -316,8 +341,12 @@ Status Allocator::Free(Extent e) {
   SetRange(map_->bits, e.start, e.count, false);
   map_->used_bits -= e.count;
   map_->MarkDirty(e.start, e.count);
-  pending_.push_back(e);
-  pending_blocks_ += e.count;
+  to->push_back(e);
+  if (to == &held_) {
+    held_blocks_ += e.count;
+  } else {
+    pending_blocks_ += e.count;
+  }
   return Status::OK();
 }
 
@@ -343,7 +372,7 @@ AllocatorStats Allocator::stats() const {
   s.metadata_blocks = meta_blocks_;
   s.used_blocks = map_->used_bits + meta_blocks_;
   s.free_blocks = free_.free_blocks();
-  s.pending_blocks = pending_blocks_ + in_flight_blocks_;
+  s.pending_blocks = pending_blocks_ + in_flight_blocks_ + held_blocks_;
   s.free_extents = free_.extent_count();
   s.largest_free_extent = free_.largest();
   s.reserved_blocks = ReserveLocked();

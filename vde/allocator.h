@@ -113,6 +113,13 @@ class Allocator {
   // is past the end; nothing is freed then.
   Status Free(Extent e);
   Status FreeBlock(uint64_t block) { return Free(Extent{block, 1}); }
+  // Frees an extent that a reader may still use: free in the map the next checkpoint writes (so
+  // a crash never leaks it), but not reusable, across any number of checkpoints, until Unhold.
+  // Errors as Free.
+  Status FreeHeld(Extent e);
+  // Ends the hold of an extent given to FreeHeld: it becomes reusable once the next checkpoint
+  // is durable. InvalidArgument if it is not held.
+  Status Unhold(Extent e);
 
   // Whether the block is in use: allocated, pending reuse, a superblock or a map block.
   bool IsAllocated(uint64_t block) const;
@@ -146,6 +153,7 @@ class Allocator {
   // whole growth steps, up to the maximum (at least one step; less only at the maximum).
   Status GrowLocked(uint64_t contig, uint64_t total);
   Status NoSpaceLocked(uint64_t count) const;
+  Status FreeLocked(Extent e, std::vector<Extent>* to);
   uint64_t ReserveLocked() const;
   void SetGeometryLocked(uint64_t new_count);
   Status LoadLocked(const MapRoot& root);
@@ -156,6 +164,8 @@ class Allocator {
   std::unique_ptr<Map> map_;
   FreeExtentIndex free_;
   std::vector<Extent> pending_;  // freed since the last PrepareCheckpoint
+  std::vector<Extent> held_;     // FreeHeld, not yet Unhold
+  uint64_t held_blocks_ = 0;
   uint64_t pending_blocks_ = 0;
   uint64_t in_flight_blocks_ = 0;  // frees handed to a prepared checkpoint
   uint64_t meta_blocks_ = 0;       // map blocks in use (current tree + in-flight new ones)

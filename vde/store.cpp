@@ -119,7 +119,7 @@ Status StoreImpl::Init(const std::string& path, const Options& options) {
   VDE_ASSIGN_OR_RETURN(DiskInfo info, disk_->Inspect());
   const uint64_t max_blocks =
       info.growable && info.max_size_bytes != 0 ? info.max_size_bytes / info.block_size : 0;
-  source_ = std::make_unique<StoreBlockSource>(disk_.get(), info.growable, max_blocks);
+  source_ = std::make_unique<StoreBlockSource>(disk_.get(), info.growable, max_blocks, &snapshots_);
   source_->Refresh();
   index::PageCacheOptions po;
   po.budget_bytes = options.cache_bytes;
@@ -141,6 +141,7 @@ Status StoreImpl::Init(const std::string& path, const Options& options) {
     for (Catalog::Entry& e : entries) {
       index::BTreeOptions bo;
       bo.max_inline_value = e.record.max_inline_value;
+      bo.snapshots = &snapshots_;
       Result<std::unique_ptr<index::BTree>> tree =
           index::BTree::Open(cache_.get(), source_.get(), e.record.root, bo);
       if (!tree.has_value()) return tree.error().WithContext(Quoted(e.name));
@@ -175,12 +176,14 @@ Status StoreImpl::CloseImpl(bool force) {
   }
   StopBackground();
   std::lock_guard cp(cp_mu_);
+  std::lock_guard w(write_mu_);
   std::unique_lock lk(mu_);
   if (closed_) return Status::OK();
-  Status s = poisoned_;
-  if (s.ok() && !disk_->read_only()) {
+  Status s;
+  {
     std::lock_guard sl(stats_mu_);
-    s = disk_failed_;
+    s = poisoned_;
+    if (s.ok() && !disk_->read_only()) s = disk_failed_;
   }
   if (s.ok() && !disk_->read_only() && dirty_.load()) s = CheckpointLocked();
   closed_ = true;
@@ -196,7 +199,16 @@ Status StoreImpl::CloseImpl(bool force) {
 
 Status StoreImpl::CheckOpen() const {
   if (closed_) return Status::InvalidArgument("the store is closed");
+  if (!poisoned_flag_.load(std::memory_order_acquire)) return Status::OK();
+  std::lock_guard sl(stats_mu_);
   return poisoned_;
+}
+
+Status StoreImpl::Poison(Status s) {
+  std::lock_guard sl(stats_mu_);
+  poisoned_ = s;
+  poisoned_flag_.store(true, std::memory_order_release);
+  return s;
 }
 
 Status StoreImpl::CheckWritable() const {
@@ -219,7 +231,8 @@ Result<IndexState*> StoreImpl::Resolve(const IndexState* index) const {
   if (index->owner != this) {
     return Status::InvalidArgument(Quoted(index->name) + ": the handle belongs to another store");
   }
-  if (index->dropped) return Status::NotFound(Quoted(index->name) + " was dropped");
+  if (index->dropped.load(std::memory_order_acquire))
+    return Status::NotFound(Quoted(index->name) + " was dropped");
   return const_cast<IndexState*>(index);
 }
 
@@ -239,6 +252,7 @@ Result<std::shared_ptr<IndexState>> StoreImpl::CreateIndexLocked(std::string_vie
   source_->set_keep(checkpoint_reserve_);
   index::BTreeOptions bo;
   bo.max_inline_value = options.max_inline_value;
+  bo.snapshots = &snapshots_;
   Result<std::unique_ptr<index::BTree>> tree =
       index::BTree::Create(cache_.get(), source_.get(), bo);
   if (!tree.has_value()) {
@@ -263,7 +277,10 @@ Result<std::shared_ptr<IndexState>> StoreImpl::CreateIndexLocked(std::string_vie
   st->name = std::string(name);
   st->record = r;
   st->tree = std::move(*tree);
-  indexes_.emplace(st->name, st);
+  {
+    std::lock_guard m(map_mu_);
+    indexes_.emplace(st->name, st);
+  }
   VDE_RETURN_IF_ERROR(RecomputeReserve());
   return st;
 }
@@ -296,7 +313,8 @@ Status Store::Close() {
 
 Result<Index> Store::CreateIndex(std::string_view name, const IndexOptions& options) {
   VDE_RETURN_IF_ERROR(CheckIndexName(name));
-  std::unique_lock lk(impl_->mu_);
+  std::lock_guard w(impl_->write_mu_);
+  std::shared_lock lk(impl_->mu_);
   VDE_RETURN_IF_ERROR(impl_->CheckWritable());
   if (impl_->indexes_.count(name) != 0) {
     return Status::AlreadyExists(Quoted(name) + " already exists");
@@ -308,13 +326,15 @@ Result<Index> Store::CreateIndex(std::string_view name, const IndexOptions& opti
 Result<Index> Store::OpenIndex(std::string_view name) const {
   std::shared_lock lk(impl_->mu_);
   VDE_RETURN_IF_ERROR(impl_->CheckOpen());
+  std::lock_guard m(impl_->map_mu_);
   auto it = impl_->indexes_.find(name);
   if (it == impl_->indexes_.end()) return Status::NotFound(Quoted(name) + " does not exist");
   return Index(it->second);
 }
 
 Status Store::DropIndex(std::string_view name) {
-  std::unique_lock lk(impl_->mu_);
+  std::lock_guard w(impl_->write_mu_);
+  std::shared_lock lk(impl_->mu_);
   VDE_RETURN_IF_ERROR(impl_->CheckWritable());
   auto it = impl_->indexes_.find(name);
   if (it == impl_->indexes_.end()) return Status::NotFound(Quoted(name) + " does not exist");
@@ -328,8 +348,17 @@ Status Store::DropIndex(std::string_view name) {
   impl_->source_->set_keep(0);
   VDE_RETURN_IF_ERROR(s);
   impl_->dirty_.store(true);
-  st->dropped = true;
-  impl_->indexes_.erase(it);
+  st->dropped.store(true, std::memory_order_release);
+  {
+    std::lock_guard m(impl_->map_mu_);
+    impl_->indexes_.erase(it);
+  }
+  // Readers check `dropped` under mu_ shared: once mu_ has been held exclusively for an instant,
+  // none is left inside the tree, and none enters it again. Destroy requires exactly that.
+  lk.unlock();
+  { std::unique_lock grace(impl_->mu_); }
+  lk.lock();
+  if (impl_->closed_) return Status::OK();
   // Out of the catalog first: a failure below leaks blocks (fsck finds them) but never leaves
   // the catalog naming freed ones.
   s = st->tree->Destroy();
@@ -345,6 +374,7 @@ std::vector<std::string> Store::ListIndexes() const {
   std::shared_lock lk(impl_->mu_);
   std::vector<std::string> names;
   if (!impl_->CheckOpen().ok()) return names;
+  std::lock_guard m(impl_->map_mu_);
   for (const auto& [name, st] : impl_->indexes_) names.push_back(name);
   return names;
 }
@@ -386,71 +416,6 @@ uint32_t Store::max_key_size() const {
 
 uint64_t Store::max_value_size() {
   return index::kMaxValueSize;
-}
-
-// ---- Store: statistics --------------------------------------------------------------------------
-
-StoreStats Store::GetStats() const {
-  std::shared_lock lk(impl_->mu_);
-  StoreStats s;
-  const StoreImpl& m = *impl_;
-  s.gets = m.gets_.load();
-  s.puts = m.puts_.load();
-  s.deletes = m.deletes_.load();
-  s.batches = m.batches_.load();
-  s.checkpoints = m.checkpoints_.load();
-  {
-    std::lock_guard sl(m.stats_mu_);
-    s.last_checkpoint_error = m.last_checkpoint_error_;
-  }
-  if (m.closed_) return s;
-  const index::PageCacheStats cs = m.cache_->stats();
-  s.cache_hits = cs.hits;
-  s.cache_misses = cs.misses;
-  s.pages_read = cs.pages_read;
-  s.pages_written = cs.pages_written;
-  s.evictions = cs.evictions;
-  s.cache_bytes = cs.memory_bytes;
-  s.cache_pages = cs.frames;
-  s.cache_dirty_pages = cs.dirty;
-  s.generation = m.disk_->generation();
-  const blockdev::DeviceStats ds = m.disk_->device().stats();
-  s.device_reads = ds.reads;
-  s.device_writes = ds.writes;
-  s.blocks_read = ds.blocks_read;
-  s.blocks_written = ds.blocks_written;
-  s.flushes = ds.flushes;
-  s.backend = std::string(blockdev::BackendName(m.disk_->backend()));
-  s.backend_reason = m.disk_->backend_reason();
-  for (const std::string& note : m.disk_->backend_notes()) s.backend_reason += "; " + note;
-  const AllocatorStats as = m.disk_->allocator().stats();
-  s.block_size = m.block_size_;
-  s.disk_blocks = as.block_count;
-  s.used_blocks = as.used_blocks;
-  s.free_blocks = as.free_blocks;
-  s.pending_blocks = as.pending_blocks;
-  s.indexes = m.indexes_.size();
-  return s;
-}
-
-Result<IndexStats> Store::GetIndexStats(std::string_view name) const {
-  std::shared_lock lk(impl_->mu_);
-  VDE_RETURN_IF_ERROR(impl_->CheckOpen());
-  auto it = impl_->indexes_.find(name);
-  if (it == impl_->indexes_.end()) return Status::NotFound(Quoted(name) + " does not exist");
-  const IndexState& st = *it->second;
-  VDE_ASSIGN_OR_RETURN(index::BTreeStats bs, st.tree->GetStats());
-  IndexStats s;
-  s.name = st.name;
-  s.id = st.record.id;
-  s.entries = bs.entries;
-  s.height = bs.height;
-  s.pages_per_level = std::move(bs.pages_per_level);
-  s.fill_factor = bs.fill_factor;
-  s.overflow_values = bs.overflow_values;
-  s.overflow_blocks = bs.overflow_blocks;
-  s.root = st.tree->root();
-  return s;
 }
 
 }  // namespace vde

@@ -25,6 +25,7 @@ Status Store::Checkpoint() {
 
 Status StoreImpl::Checkpoint(bool only_if_dirty) {
   std::lock_guard cp(cp_mu_);
+  std::lock_guard w(write_mu_);
   std::shared_lock lk(mu_);
   VDE_RETURN_IF_ERROR(CheckOpen());
   if (disk_->read_only()) {
@@ -54,6 +55,7 @@ Status StoreImpl::CheckpointLocked() {
     VDE_RETURN_IF_ERROR(catalog_->WriteHeaderIfChanged(disk_->next_generation()));
     // Spare blocks belong to nothing: give them back so that the checkpoint records them free.
     VDE_RETURN_IF_ERROR(source_->ReleaseSpares());
+    VDE_RETURN_IF_ERROR(source_->ReleaseHeld(cache_.get()));
     VDE_RETURN_IF_ERROR(cache_->FlushAll());
     Status d = disk_->Checkpoint();
     // NoSpace from the disk means nothing was written; anything else leaves the disk refusing

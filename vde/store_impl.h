@@ -3,11 +3,14 @@
 // undo), store_checkpoint.cpp (checkpoints and the background thread), store_verify.cpp and
 // store_iterator.cpp.
 //
-// Locking: mu_ is the coarse store lock. Writers (Apply, CreateIndex, DropIndex, Close) hold it
-// exclusively; readers, checkpoints and Verify share it. cp_mu_ serializes checkpoints (and
-// Verify and Close against them) and is taken before mu_. Everything a checkpoint changes (the
-// catalog, IndexState::record.root, the block source's mode) is touched only by holders of
-// mu_ exclusively or of cp_mu_ plus mu_ shared, which exclude one another.
+// Locking (docs/ARCHITECTURE.md, "Concurrency"). Readers (Get, MultiGet, iterator steps) take
+// only mu_ shared, which nothing holds exclusively but Close and, for an instant, DropIndex: the
+// trees' page latches do the rest. Writers are serialized by write_mu_; a write also holds
+// apply_mu_ while it changes the trees, which iterator creation takes so that a snapshot never
+// sees half a batch. Checkpoints, Verify and DropIndex hold write_mu_ (writers wait, readers do
+// not). Lock order: cp_mu_, write_mu_, apply_mu_, mu_, then a tree's own writer mutex, then
+// map_mu_ / stats_mu_. Everything a checkpoint changes (the catalog, IndexState::record.root,
+// the block source's mode) is touched only under write_mu_.
 //
 // Ownership: StoreImpl owns the disk, the page cache, the block source, the catalog and the
 // trees (through IndexState, which handles, batches and iterators share). Destruction order is
@@ -43,7 +46,7 @@ struct IndexState {
   std::string name;
   CatalogRecord record;  // id, created_generation, max_inline_value; root as last recorded
   std::unique_ptr<index::BTree> tree;
-  bool dropped = false;  // under owner->mu_
+  std::atomic<bool> dropped{false};  // set under owner->write_mu_
 };
 
 // The index layer's block source over the disk's allocator. Besides handing out blocks it keeps
@@ -61,9 +64,13 @@ struct IndexState {
 //     checkpoint, so no checkpoint records them as allocated.
 // Thread safety: all calls are made under the store's writer exclusion; the mutex only keeps
 // concurrent readers of stats() honest.
+//   - held: blocks freed while a snapshot that may read them is live (index/snapshot.h). They
+//     are free in the allocator's map (FreeHeld), so a crash leaks nothing, but not reusable
+//     until ReleaseHeld finds every such snapshot gone.
 class StoreBlockSource final : public index::BlockSource {
  public:
-  StoreBlockSource(Disk* disk, bool growable, uint64_t max_blocks);
+  StoreBlockSource(Disk* disk, bool growable, uint64_t max_blocks,
+                   const index::SnapshotRegistry* snapshots);
 
   Result<uint64_t> Allocate(uint32_t count) override;
   Status Free(uint64_t block, uint32_t count) override;
@@ -86,12 +93,17 @@ class StoreBlockSource final : public index::BlockSource {
   // Frees every spare to the allocator (reuse deferred to after the next checkpoint).
   Status ReleaseSpares();
   uint64_t spare_blocks() const;
+  // Ends the hold of the held blocks no live snapshot may read, dropping any cached copy.
+  // REQUIRES: the store's write_mu_.
+  Status ReleaseHeld(index::PageCache* cache);
+  uint64_t held_blocks() const;
 
  private:
   static bool TakeFrom(std::vector<Extent>* pool, uint64_t count, uint64_t* start);
   Result<uint64_t> AllocateFromDisk(uint64_t count);
 
   Disk* disk_;
+  const index::SnapshotRegistry* const snapshots_;
   const bool growable_;
   const uint64_t max_blocks_;  // growable: 0 = no limit
   std::atomic<uint64_t> generation_{0};
@@ -100,6 +112,12 @@ class StoreBlockSource final : public index::BlockSource {
   bool undo_ = false;
   std::vector<Extent> reserved_;  // for the write in progress
   std::vector<Extent> spares_;    // allocated since the last checkpoint, owned by nothing
+  struct Held {
+    uint64_t epoch;  // the epoch current when freed: snapshots older than it may read it
+    Extent extent;
+  };
+  std::vector<Held> held_;
+  uint64_t held_blocks_ = 0;
 };
 
 // One operation of a write, viewing its key and value.
@@ -122,6 +140,8 @@ class StoreImpl {
   Status CloseImpl(bool force);
   // OK when reads may proceed: open, not poisoned. REQUIRES: mu_ held (either way).
   Status CheckOpen() const;
+  // Makes every later call fail with `s` (a write that could not be undone); returns s.
+  Status Poison(Status s);
   // Also not read-only and no failed checkpoint. REQUIRES: mu_ held.
   Status CheckWritable() const;
   // The live state of `index` (the default when null), or NotFound / InvalidArgument.
@@ -162,20 +182,26 @@ class StoreImpl {
   Options options_;
   uint32_t block_size_ = 0;
   std::unique_ptr<Disk> disk_;
+  index::SnapshotRegistry snapshots_;  // the index trees' (not the catalog's)
   std::unique_ptr<index::PageCache> cache_;
   std::unique_ptr<StoreBlockSource> source_;
   std::unique_ptr<Catalog> catalog_;
-  std::map<std::string, std::shared_ptr<IndexState>, std::less<>> indexes_;  // live ones
+  // Live indexes. Changed under write_mu_ and map_mu_; read under either.
+  std::map<std::string, std::shared_ptr<IndexState>, std::less<>> indexes_;
+  mutable std::mutex map_mu_;
   std::shared_ptr<IndexState> default_;  // null on a read-only disk without a store
   // Blocks kept back for the next checkpoint's catalog writes (RecomputeReserve).
   uint64_t checkpoint_reserve_ = 0;
 
   mutable std::shared_mutex mu_;
   mutable std::mutex cp_mu_;
-  bool created_ = false;  // Init created the disk file
-  bool closed_ = false;   // under mu_
-  Status poisoned_;       // a write could not be undone: every call fails; under mu_
-  Status disk_failed_;    // a checkpoint failed past its first write: writes fail; stats_mu_
+  mutable std::mutex write_mu_;
+  mutable std::mutex apply_mu_;
+  bool created_ = false;                    // Init created the disk file
+  bool closed_ = false;                     // set under mu_ held exclusively
+  std::atomic<bool> poisoned_flag_{false};  // poisoned_ is set
+  Status poisoned_;     // a write could not be undone: every call fails; under stats_mu_
+  Status disk_failed_;  // a checkpoint failed past its first write: writes fail; stats_mu_
   std::atomic<bool> dirty_{false};  // anything changed since the last checkpoint
   mutable std::atomic<int64_t> live_iterators_{0};
 

@@ -1,5 +1,7 @@
-// Iterator: a B+tree iterator that takes the store lock (shared) for each call and fails cleanly
-// once its index is dropped or the store stops taking calls.
+// Iterator: a snapshot iterator over one B+tree (index/snapshot.h): it sees the index as of its
+// creation while writers go on. Each call takes the store lock shared (only Close and DropIndex
+// ever take it exclusively) and fails cleanly once its index is dropped or the store stops
+// taking calls.
 #include <mutex>
 #include <shared_mutex>
 
@@ -90,6 +92,9 @@ std::unique_ptr<Iterator> StoreImpl::NewIteratorImpl(std::shared_ptr<IndexState>
   auto rep = std::make_unique<Iterator::Rep>();
   rep->store = this;
   live_iterators_.fetch_add(1);
+  // The iterator reads a snapshot (index/snapshot.h) taken between two writes, never inside a
+  // batch: apply_mu_ is held by every write while it changes the trees.
+  std::lock_guard a(apply_mu_);
   std::shared_lock lk(mu_);
   Status s = CheckOpen();
   Result<IndexState*> st = s.ok() ? Resolve(index.get()) : Result<IndexState*>(s);

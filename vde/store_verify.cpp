@@ -104,6 +104,7 @@ Result<VerifyReport> StoreImpl::Verify(bool read_values) const {
   // No checkpoint in flight (so no half-written allocator map) and no writer (so the allocator
   // and the trees hold still).
   std::lock_guard cp(cp_mu_);
+  std::lock_guard w(write_mu_);
   std::shared_lock lk(mu_);
   VDE_RETURN_IF_ERROR(CheckOpen());
   blockdev::BlockDevice& dev = disk_->device();

@@ -33,8 +33,9 @@ struct TouchHash {
 
 // ---- Block source -------------------------------------------------------------------------------
 
-StoreBlockSource::StoreBlockSource(Disk* disk, bool growable, uint64_t max_blocks)
-    : disk_(disk), growable_(growable), max_blocks_(max_blocks) {}
+StoreBlockSource::StoreBlockSource(Disk* disk, bool growable, uint64_t max_blocks,
+                                   const index::SnapshotRegistry* snapshots)
+    : disk_(disk), snapshots_(snapshots), growable_(growable), max_blocks_(max_blocks) {}
 
 uint64_t StoreBlockSource::Available() const {
   const AllocatorStats s = disk_->allocator().stats();
@@ -85,7 +86,47 @@ Result<uint64_t> StoreBlockSource::Allocate(uint32_t count) {
 }
 
 Status StoreBlockSource::Free(uint64_t block, uint32_t count) {
-  return disk_->allocator().Free(Extent{block, count});
+  const Extent e{block, count};
+  if (snapshots_ == nullptr || !snapshots_->any_live()) return disk_->allocator().Free(e);
+  // A live snapshot may still read it: free in the map, reusable only once every snapshot
+  // that may reach it (those older than the current epoch) is gone.
+  VDE_RETURN_IF_ERROR(disk_->allocator().FreeHeld(e));
+  std::lock_guard lk(mu_);
+  held_.push_back({snapshots_->current_epoch(), e});
+  held_blocks_ += count;
+  return Status::OK();
+}
+
+Status StoreBlockSource::ReleaseHeld(index::PageCache* cache) {
+  std::vector<Extent> done;
+  {
+    std::lock_guard lk(mu_);
+    if (held_.empty()) return Status::OK();
+    const uint64_t oldest = snapshots_->oldest_live();
+    for (size_t i = 0; i < held_.size();) {
+      if (oldest == 0 || oldest >= held_[i].epoch) {
+        done.push_back(held_[i].extent);
+        held_blocks_ -= held_[i].extent.count;
+        held_[i] = held_.back();
+        held_.pop_back();
+      } else {
+        i++;
+      }
+    }
+  }
+  Status first;
+  for (const Extent& e : done) {
+    // A copy kept for the snapshots (or read back by one) is stale from now on.
+    for (uint64_t b = e.start; b < e.end(); b++) cache->DropIfResident(b);
+    Status s = disk_->allocator().Unhold(e);
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+uint64_t StoreBlockSource::held_blocks() const {
+  std::lock_guard lk(mu_);
+  return held_blocks_;
 }
 
 Status StoreBlockSource::Reserve(uint64_t count) {
@@ -170,6 +211,8 @@ Status StoreImpl::Decode(const WriteBatch& batch, std::vector<WriteOp>* ops) con
 
 Status StoreImpl::Apply(std::span<const WriteOp> ops) {
   VDE_RETURN_IF_ERROR(CheckWritable());
+  // Blocks that snapshots no longer need become reusable (after the next checkpoint).
+  VDE_RETURN_IF_ERROR(source_->ReleaseHeld(cache_.get()));
   const uint32_t bs = block_size_;
   const uint32_t max_key = index::MaxKeySize(bs);
   for (size_t i = 0; i < ops.size(); i++) {
@@ -240,10 +283,9 @@ Status StoreImpl::Apply(std::span<const WriteOp> ops) {
   Status u = Rollback(undo);
   source_->EndWrite();
   if (!u.ok()) {
-    poisoned_ = s.WithContext(
+    return Poison(s.WithContext(
         "a write failed and undoing it failed too (" + u.ToString() +
-        "); the store refuses every call: reopen it to return to the last checkpoint");
-    return poisoned_;
+        "); the store refuses every call: reopen it to return to the last checkpoint"));
   }
   return ops.size() > 1 ? s.WithContext("write batch not applied") : s;
 }
@@ -263,11 +305,10 @@ Status StoreImpl::ApplyOne(const WriteOp& op) {
     const bool done = op.put ? g.ok() && cur == op.value : g.IsNotFound();
     return done ? Status::OK() : s;
   }
-  poisoned_ = s.WithContext("a write failed and looking up whether it took effect failed too (" +
-                            g.ToString() +
-                            "); the store refuses every call: reopen it to return to the last "
-                            "checkpoint");
-  return poisoned_;
+  return Poison(s.WithContext("a write failed and looking up whether it took effect failed too (" +
+                              g.ToString() +
+                              "); the store refuses every call: reopen it to return to the "
+                              "last checkpoint"));
 }
 
 Status StoreImpl::Rollback(std::span<const Undo> undo) {
@@ -296,7 +337,9 @@ Status StoreImpl::Rollback(std::span<const Undo> undo) {
 
 Status StoreImpl::WriteOne(const IndexState* index, bool put, std::string_view key,
                            std::string_view value) {
-  std::unique_lock lk(mu_);
+  std::lock_guard w(write_mu_);
+  std::lock_guard a(apply_mu_);
+  std::shared_lock lk(mu_);
   VDE_RETURN_IF_ERROR(CheckWritable());
   VDE_ASSIGN_OR_RETURN(IndexState * st, Resolve(index));
   (put ? puts_ : deletes_).fetch_add(1, std::memory_order_relaxed);
@@ -323,7 +366,9 @@ Status Store::Delete(const Index& index, std::string_view key) {
 }
 
 Status Store::Write(const WriteBatch& batch) {
-  std::unique_lock lk(impl_->mu_);
+  std::lock_guard w(impl_->write_mu_);
+  std::lock_guard a(impl_->apply_mu_);
+  std::shared_lock lk(impl_->mu_);
   VDE_RETURN_IF_ERROR(impl_->CheckWritable());
   std::vector<WriteOp> ops;
   VDE_RETURN_IF_ERROR(impl_->Decode(batch, &ops));

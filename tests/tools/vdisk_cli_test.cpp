@@ -1,10 +1,14 @@
 // vdisk create and inspect, end to end: runs the built binary (VDISK_BIN) and checks its exit
 // codes, its stderr and its --json output; plus the size parser and formatters it is built on.
-// The key-value commands are tested in vdisk_kv_test.cpp.
+// The key-value commands are tested in vdisk_kv_test.cpp; here only what inspect and their
+// --stats report of a loaded B+tree (fill, encodings, splits, read-ahead).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -359,6 +363,106 @@ TEST(VdiskCliExit, StatusCodesMapToDocumentedExitCodes) {
   EXPECT_EQ(ExitCodeFor(Status::NoSpace("x")), 3);
   EXPECT_EQ(ExitCodeFor(Status::NotFound("x")), 4);
   EXPECT_EQ(ExitCodeFor(Status::AlreadyExists("x")), 4);
+}
+
+// ---- The adaptive B+tree and the read path, as inspect and --stats show them ----------------
+
+constexpr uint64_t kStatsKeys = 50000;
+
+// A dump of `count` records in key order: 8-byte keys "k0000000", "k0000001", ... and 8-byte
+// values "v0000000", ... (printable, so escaped as they are).
+std::string SequentialDump(uint64_t count) {
+  std::string d = "vde-dump 1\n";
+  char line[32];
+  for (uint64_t i = 0; i < count; i++) {
+    std::snprintf(line, sizeof line, "k%07llu\tv%07llu\n", static_cast<unsigned long long>(i),
+                  static_cast<unsigned long long>(i));
+    d += line;
+  }
+  return d + "vde-dump-end " + std::to_string(count) + "\n";
+}
+
+// The number that follows `label` on the --stats line beginning with it (e.g. 8 for
+// "  read-ahead:     8 windows, ..."), or -1 when there is no such line.
+int64_t StatAfter(const std::string& err, const std::string& label) {
+  size_t at = err.rfind("\n" + label);
+  if (at == std::string::npos) return -1;
+  at += 1 + label.size();
+  while (at < err.size() && err[at] == ' ') at++;
+  if (at >= err.size() || err[at] < '0' || err[at] > '9') return -1;
+  return std::strtoll(err.c_str() + at, nullptr, 10);
+}
+
+// A 64 MiB disk in `dir` loaded with SequentialDump(kStatsKeys) by `vdisk load` with `extra`
+// options; the load's outcome in *load.
+std::string LoadedDisk(const ScratchDir& dir, const std::vector<std::string>& extra,
+                       Outcome* load) {
+  const std::string disk = dir.File("stats.vdisk");
+  Outcome c = Vdisk(dir, {"create", disk, "--size", "64M"});
+  EXPECT_EQ(c.code, 0) << c.err;
+  Spit(dir.File("seq.dump"), SequentialDump(kStatsKeys));
+  std::vector<std::string> args = {"load", disk, dir.File("seq.dump")};
+  args.insert(args.end(), extra.begin(), extra.end());
+  *load = Vdisk(dir, args);
+  EXPECT_EQ(load->code, 0) << load->err;
+  return disk;
+}
+
+TEST(VdiskCliStats, SequentialLoadFillsLeavesWithFixedWidthPages) {
+  ScratchDir dir;
+  Outcome load;
+  const std::string disk = LoadedDisk(dir, {"--stats"}, &load);
+  // stdout is the usual one-line summary; the counters go to stderr.
+  EXPECT_EQ(load.out.rfind("loaded " + std::to_string(kStatsKeys) + " keys (", 0), 0u) << load.out;
+  EXPECT_EQ(std::count(load.out.begin(), load.out.end(), '\n'), 1) << load.out;
+  EXPECT_EQ(load.err.rfind("stats of index 'default' of " + disk + ":\n", 0), 0u) << load.err;
+  EXPECT_GT(StatAfter(load.err, "  splits:"), 0) << load.err;  // ascending ones
+  EXPECT_GE(StatAfter(load.err, "  cache:"), 0) << load.err;
+
+  Json j = InspectJson(dir, disk);
+  ASSERT_EQ(j["indexes"].size(), 1u) << j;
+  const Json& x = j["indexes"][0];
+  EXPECT_EQ(x["entries"], kStatsKeys);
+  EXPECT_GE(x["leaf_fill_factor"].get<double>(), 0.95) << x;
+  EXPECT_GT(x["inner_fill_factor"].get<double>(), 0.0) << x;
+  EXPECT_EQ(x["fill_per_level"].size(), x["height"].get<size_t>()) << x;
+  const Json& enc = x["pages_by_encoding"];
+  EXPECT_GT(enc["fixed_entries"].get<uint64_t>() + enc["fixed_keys"].get<uint64_t>(), 0u) << x;
+  EXPECT_EQ(enc["variable"].get<uint64_t>() + enc["fixed_keys"].get<uint64_t>() +
+                enc["fixed_entries"].get<uint64_t>(),
+            x["pages"].get<uint64_t>())
+      << x;
+
+  Outcome text = Vdisk(dir, {"inspect", disk});
+  EXPECT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("\n                  fill leaves "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" fixed-entries"), std::string::npos) << text.out;
+}
+
+TEST(VdiskCliStats, ColdScanReportsReadAheadWithoutChangingStdout) {
+  ScratchDir dir;
+  Outcome load;
+  const std::string disk = LoadedDisk(dir, {"--quiet"}, &load);
+  EXPECT_TRUE(load.err.empty()) << load.err;  // no --stats, no counters
+
+  Outcome plain = Vdisk(dir, {"scan", disk, "--keys-only"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  EXPECT_TRUE(plain.err.empty()) << plain.err;
+  Outcome stats = Vdisk(dir, {"scan", disk, "--keys-only", "--stats"});
+  ASSERT_EQ(stats.code, 0) << stats.err;
+  EXPECT_EQ(std::count(stats.out.begin(), stats.out.end(), '\n'),
+            static_cast<std::ptrdiff_t>(kStatsKeys));
+  EXPECT_TRUE(stats.out == plain.out) << "--stats changed what scan prints on stdout";
+  // Every vdisk opens the disk afresh, so the scan starts cold and reads ahead.
+  EXPECT_GT(StatAfter(stats.err, "  read-ahead:"), 0) << stats.err;
+  EXPECT_GT(StatAfter(stats.err, "  prefetch:"), 0) << stats.err;
+  EXPECT_EQ(StatAfter(stats.err, "  splits:"), 0) << stats.err;  // nothing written
+
+  Outcome get = Vdisk(dir, {"get", disk, "k0000042", "--stats"});
+  ASSERT_EQ(get.code, 0) << get.err;
+  EXPECT_EQ(get.out, "v0000042\n");
+  EXPECT_GE(StatAfter(get.err, "  cache:"), 0) << get.err;
+  EXPECT_EQ(StatAfter(get.err, "  read-ahead:"), 0) << get.err;  // a point read never reads ahead
 }
 
 }  // namespace

@@ -635,5 +635,68 @@ TEST(VdiskKvFormat, ReaderReadsWhatWriterWrites) {
   EXPECT_EQ(r.bytes_read(), std::filesystem::file_size(file));
 }
 
+TEST(VdiskKv, GetSeveralKeysPrintsALineEachAndMarksMissingOnes) {
+  ScratchDir dir;
+  const std::string disk = NewDisk(dir);
+  // A disk without a store yet: every key missing.
+  Outcome fresh = Vdisk(dir, {"get", disk, "a", "b"});
+  EXPECT_EQ(fresh.code, 4) << fresh.err;
+  EXPECT_EQ(fresh.out, "a\t\\N\nb\t\\N\n");
+  EXPECT_NE(fresh.err.find("the disk holds no store yet"), std::string::npos) << fresh.err;
+
+  const std::string big(10 << 10, 'b');  // stored out of line
+  LoadRecords(dir, disk,
+              {{"user:1", "Ada"},
+               {"user:2", ""},
+               {std::string("bin\0key", 7), "tab\there\xff"},
+               {"big", big},
+               {"slash", "\\N"}});  // a value that is literally backslash, N
+
+  // In the order given, repeats included: the escaped key, a tab, the escaped value.
+  Outcome all = Vdisk(dir, {"get", disk, "user:2", "user:1", "big", "slash", "user:1"});
+  EXPECT_EQ(all.code, 0) << all.err;
+  EXPECT_EQ(all.out, "user:2\t\nuser:1\tAda\nbig\t" + big + "\nslash\t\\\\N\nuser:1\tAda\n");
+  EXPECT_TRUE(all.err.empty()) << all.err;
+
+  // Missing keys are marked \N in place; exit 4 after every line, naming them.
+  Outcome some = Vdisk(dir, {"get", disk, "-e", "nobody", "bin\\x00key", "ghost", "user:1"});
+  EXPECT_EQ(some.code, 4) << some.err;
+  EXPECT_EQ(some.out, "nobody\t\\N\nbin\\x00key\ttab\\there\\xff\nghost\t\\N\nuser:1\tAda\n");
+  EXPECT_NE(some.err.find("2 of 4 keys are not in index 'default' of " + disk), std::string::npos)
+      << some.err;
+  EXPECT_NE(some.err.find("\"nobody\", \"ghost\""), std::string::npos) << some.err;
+  Outcome one = Vdisk(dir, {"get", disk, "user:1", "nobody"});
+  EXPECT_EQ(one.code, 4) << one.err;
+  EXPECT_EQ(one.out, "user:1\tAda\nnobody\t\\N\n");
+  EXPECT_NE(one.err.find("no key \"nobody\" in index 'default' of " + disk), std::string::npos)
+      << one.err;
+
+  // One key keeps its output: the value alone.
+  EXPECT_EQ(Vdisk(dir, {"get", disk, "user:1"}).out, "Ada\n");
+
+  // A named index.
+  ASSERT_EQ(Vdisk(dir, {"put", disk, "k", "in-users", "--index", "users", "--create-index"}).code,
+            0);
+  Outcome named = Vdisk(dir, {"get", disk, "k", "user:1", "--index", "users"});
+  EXPECT_EQ(named.code, 4) << named.err;
+  EXPECT_EQ(named.out, "k\tin-users\nuser:1\t\\N\n");
+  EXPECT_NE(named.err.find("index 'users'"), std::string::npos) << named.err;
+
+  // Errors print nothing on stdout: --raw with several keys and a key over the limit are usage
+  // errors, a missing index is 4.
+  Outcome raw = Vdisk(dir, {"get", disk, "user:1", "user:2", "--raw"});
+  EXPECT_EQ(raw.code, 1) << raw.err;
+  EXPECT_TRUE(raw.out.empty()) << raw.out;
+  EXPECT_NE(raw.err.find("--raw"), std::string::npos) << raw.err;
+  Outcome longkey = Vdisk(dir, {"get", disk, "user:1", std::string(5000, 'k')});
+  EXPECT_EQ(longkey.code, 1) << longkey.err;
+  EXPECT_TRUE(longkey.out.empty()) << longkey.out;
+  EXPECT_NE(longkey.err.find("index 'default' of " + disk), std::string::npos) << longkey.err;
+  Outcome badidx = Vdisk(dir, {"get", disk, "a", "b", "--index", "nope"});
+  EXPECT_EQ(badidx.code, 4) << badidx.err;
+  EXPECT_TRUE(badidx.out.empty()) << badidx.out;
+  EXPECT_NE(badidx.err.find("index 'nope'"), std::string::npos) << badidx.err;
+}
+
 }  // namespace
 }  // namespace vde::vdisk

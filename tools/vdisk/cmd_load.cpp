@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "tools/vdisk/kv_common.h"
 #include "tools/vdisk/kv_format.h"
 #include "tools/vdisk/progress.h"
+#include "tools/vdisk/stats_report.h"
 
 namespace vde::vdisk {
 namespace {
@@ -44,6 +46,7 @@ struct LoadArgs {
   uint64_t batch = kDefaultBatch;
   bool create_index = false;
   bool quiet = false;
+  bool stats = false;
 };
 
 // Writes records into one index in batches. Store::Write keeps back room to undo every key of
@@ -158,6 +161,8 @@ int RunLoad(const LoadArgs& a) {
   Progress progress(ProgressWanted(a.quiet), "loading", total);
   Loader loader(store, *index, a);
   Status s = LoadInto(reader, loader, progress);
+  std::optional<StatsSnapshot> stats;
+  if (a.stats && s.ok()) stats = TakeStats(store, *index, a.store);
   // Close checkpoints what was written, also after a failure (see kLoadFooter).
   progress.Note(reader.records(), reader.bytes_read(), "checkpointing");
   Status c = store.Close();
@@ -174,7 +179,7 @@ int RunLoad(const LoadArgs& a) {
     std::printf("loaded %s (%s) into %s in %.2f s\n", Count(loader.keys(), "key", "keys").c_str(),
                 FormatSize(loader.bytes()).c_str(), a.store.Where().c_str(), secs);
   }
-  return Done(FlushStdout());
+  return DoneWithStats(FlushStdout(), stats);
 }
 
 }  // namespace
@@ -192,6 +197,7 @@ Command RegisterLoad(CLI::App& top) {
       ->check(CLI::PositiveNumber);
   app->add_flag("--create-index", args->create_index, "Create the --index if it does not exist");
   app->add_flag("-q,--quiet", args->quiet, "No progress line and no summary");
+  AddStatsFlag(app, &args->stats);
   return Command{app, [args] { return RunLoad(*args); }};
 }
 

@@ -2,12 +2,14 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tools/vdisk/cli_common.h"
 #include "tools/vdisk/commands.h"
 #include "tools/vdisk/kv_common.h"
 #include "tools/vdisk/kv_format.h"
+#include "tools/vdisk/stats_report.h"
 
 namespace vde::vdisk {
 namespace {
@@ -29,6 +31,7 @@ struct ScanArgs {
   uint64_t limit = std::numeric_limits<uint64_t>::max();
   bool reverse = false;
   bool keys_only = false;
+  bool stats = false;
 };
 
 // The iterator bounds for the options: the intersection of the prefix's range and [from, to).
@@ -89,7 +92,9 @@ int RunScan(const ScanArgs& a) {
     Status s = List(*it, a);
     if (!s.ok()) return Fail(s);
   }
-  return Done(store.Close());
+  std::optional<StatsSnapshot> stats;
+  if (a.stats) stats = TakeStats(store, *index, a.store);
+  return DoneWithStats(store.Close(), stats);
 }
 
 }  // namespace
@@ -107,6 +112,7 @@ Command RegisterScan(CLI::App& top) {
       ->check(CLI::NonNegativeNumber);
   app->add_flag("--reverse", args->reverse, "From the last key backwards");
   app->add_flag("--keys-only", args->keys_only, "Print only the keys");
+  AddStatsFlag(app, &args->stats);
   return Command{app, [args] { return RunScan(*args); }};
 }
 

@@ -27,8 +27,10 @@
 // it returns to the last checkpoint.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +70,22 @@ struct IndexStats {
   uint64_t overflow_values = 0;           // values stored out of line
   uint64_t overflow_blocks = 0;
   uint64_t root = 0;  // the root page's block now
+  // Fill: the mean over leaves, over inner pages (0 for a lone root leaf), and per level.
+  double leaf_fill_factor = 0;
+  double inner_fill_factor = 0;
+  std::vector<double> fill_per_level;  // [0] = leaves, [height - 1] = the root
+  // Pages by node encoding (docs/FORMAT.md, "Encodings"): variable; fixed-width keys with the
+  // values in the heap; fixed-width keys and values.
+  uint64_t variable_pages = 0, fixed_key_pages = 0, fixed_entry_pages = 0;
+  // Since the store was opened: node splits by where they split (at the end of an ascending
+  // run, at the start of a descending one, near the middle).
+  uint64_t splits_ascending = 0, splits_descending = 0, splits_middle = 0;
+  // Since the store was opened: MultiGet calls and the keys they were given; batched leaf
+  // reads (one device batch each), the leaves they read and the most in one; iterator
+  // read-ahead windows, the leaves they named and the largest window.
+  uint64_t multi_gets = 0, multi_get_keys = 0;
+  uint64_t leaf_batches = 0, leaves_read = 0, max_leaves_per_batch = 0;
+  uint64_t readahead_windows = 0, readahead_leaves = 0, readahead_max_window = 0;
 };
 
 struct StoreStats {
@@ -77,6 +95,14 @@ struct StoreStats {
   uint64_t pages_read = 0, pages_written = 0, evictions = 0;
   uint64_t cache_bytes = 0;  // memory the cache holds (fixed, <= Options::cache_bytes)
   uint32_t cache_pages = 0, cache_dirty_pages = 0;
+  uint32_t cache_inner_pages = 0;  // resident inner B+tree pages
+  // Batched reads (MultiGet's pages): device batches, the pages they read, the most in one,
+  // and how many batches read 1, 2-3, 4-7, 8-15, 16-31, 32-63, 64-127, >= 128 pages.
+  uint64_t batch_reads = 0, batch_pages = 0, max_batch_pages = 0;
+  std::array<uint64_t, 8> batch_pages_log2{};
+  // Read-ahead (iterators): device batches, pages read, and of those the pages used later and
+  // the pages dropped before any use.
+  uint64_t prefetch_reads = 0, prefetch_pages = 0, prefetch_used = 0, prefetch_wasted = 0;
   // Checkpoints completed since open (requested, periodic and at Close), and the generation of
   // the last durable one. The last failed checkpoint's error, OK if none failed.
   uint64_t checkpoints = 0;
@@ -125,6 +151,16 @@ class Store {
   // Stores the value of `key` in *value. NotFound when the key is absent.
   Status Get(std::string_view key, std::string* value) const;
   Status Get(const Index& index, std::string_view key, std::string* value) const;
+  // Looks up every key at once: (*values)[i] and (*statuses)[i] answer keys[i] (OK, NotFound,
+  // InvalidArgument for a key outside the limits, or the read error on its path); both are
+  // resized to keys.size(). Keys may repeat and come in any order. Returns OK when every status
+  // is OK or NotFound, else the first other error in key order; an error of the whole call (a
+  // dropped or bad index, a closed store) is returned and answers every key. The leaves one call
+  // needs are read with one device submission per chunk of up to cache_pages/4 keys.
+  Status MultiGet(std::span<const std::string_view> keys, std::vector<std::string>* values,
+                  std::vector<Status>* statuses) const;
+  Status MultiGet(const Index& index, std::span<const std::string_view> keys,
+                  std::vector<std::string>* values, std::vector<Status>* statuses) const;
   // Inserts or replaces. Keys are 1 to max_key_size() bytes, values 0 to max_value_size().
   Status Put(std::string_view key, std::string_view value);
   Status Put(const Index& index, std::string_view key, std::string_view value);
