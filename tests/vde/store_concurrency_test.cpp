@@ -116,7 +116,11 @@ TEST(StoreConcurrency, EightThreadsAgainstTheModel) {
   const std::string path = dir.File("conc.vdisk");
   // A small cache: pages are evicted and read back (with an unknown snapshot epoch) all along.
   auto store = std::move(*Store::Open(path, testing::TestOptions(1 << 20)));
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  const int ops = testing::LongTests() ? 20000 : 1000;  // 5-20x slower: keep CI's time bounded
+#else
   const int ops = testing::LongTests() ? 40000 : 5000;
+#endif
   std::vector<KeyState> keys(kKeys);
   Checker checker;
   std::atomic<int> writers_left{kSingleWriters + 1};
@@ -304,8 +308,13 @@ TEST(StoreConcurrency, IteratorSeesItsSnapshotThroughRewritesAndCheckpoints) {
   testing::ScratchDir dir;
   auto store = std::move(*Store::Open(dir.File("snap.vdisk"), testing::TestOptions(512 << 10)));
   std::mt19937_64 rng(seed);
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  const int load = 5000, churn = 2000;
+#else
+  const int load = 20000, churn = 8000;
+#endif
   testing::Model before;
-  for (int i = 0; i < 20000; i++) {
+  for (int i = 0; i < load; i++) {
     const std::string k = KeyName(static_cast<int>(rng() % 50000));
     const std::string v = Value(i, rng() % 1000 + 1);
     ASSERT_TRUE(store->Put(k, v).ok());
@@ -316,7 +325,7 @@ TEST(StoreConcurrency, IteratorSeesItsSnapshotThroughRewritesAndCheckpoints) {
   it->SeekToFirst();  // positioned before the writes: its leaf copy and path are from then
   testing::Model after = before;
   for (int round = 0; round < 3; round++) {
-    for (int i = 0; i < 8000; i++) {
+    for (int i = 0; i < churn; i++) {
       const std::string k = KeyName(static_cast<int>(rng() % 50000));
       if (rng() % 3 == 0) {
         ASSERT_TRUE(store->Delete(k).ok());

@@ -1,8 +1,8 @@
 // Iterator: walks the keys of one index in bytewise order, both ways, within ReadOptions' bounds.
 //
-// Made by Store::NewIterator. Not a snapshot: a write made while the iterator exists is seen or
-// not depending on whether the iterator has passed the key; stepping continues from the current
-// key. One thread at a time may use an iterator; several iterators may be used by several
+// Made by Store::NewIterator. A snapshot: it sees the index as of its creation (never part of a
+// write batch), while writers go on; blocks the writers free meanwhile are kept until it is
+// destroyed. One thread at a time may use an iterator; several iterators may be used by several
 // threads at once, alongside writers. The iterator must be destroyed before its Store.
 //
 // Errors: positioning stops (Valid() false) and status() says why: NotFound when the index was

@@ -8,8 +8,9 @@
 // request (Checkpoint), at Close, and every Options::checkpoint_interval if set.
 //
 // Thread safety: every method may be called from any number of threads at once. Writes
-// (Put, Delete, Write, CreateIndex, DropIndex) are serialized; reads run in parallel with each
-// other and with checkpoints. Ownership: the Store owns the disk and the page cache; Index
+// (Put, Delete, Write, CreateIndex, DropIndex) are serialized with each other and with
+// checkpoints; reads (Get, MultiGet, iterators) take no store-wide lock that a writer holds and
+// wait only, page by page, for a writer changing that page. Iterators read snapshots. Ownership: the Store owns the disk and the page cache; Index
 // handles and Iterators must not outlive it.
 //
 // Errors (Status codes):
