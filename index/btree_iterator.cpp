@@ -135,12 +135,23 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
     uint32_t slot;
     SharedGuard guard;
   };
-  // The path is current (path_version_ checked): its pages are the ones the descent checked.
+  // The path was current when checked (path_version_), but without a snapshot a writer may
+  // have changed the tree since. Re-latch it from the root, coupled, and stop at the first page
+  // that is no longer where the descent saw it: a page latched here is then always one the tree
+  // still references (never a freed block, which a writer waits to reuse).
   std::vector<Level> lv;
   lv.reserve(path_.size());
   for (const PathLevel& p : path_) {
     Result<SharedGuard> g = tree_->PinShared(p.page);
     if (!g.has_value()) return;
+    bool moved;
+    if (lv.empty()) {
+      moved = !snapshot_.valid() && tree_->root_.load(std::memory_order_acquire) != p.page;
+    } else {
+      const Node up(lv.back().guard.data().data(), bs);
+      moved = up.is_leaf() || lv.back().slot > up.count() || up.child(lv.back().slot) != p.page;
+    }
+    if (moved) return;
     lv.push_back({p.page, p.slot, std::move(*g)});
   }
   // Moves level l to its next child in direction dir, crossing into the neighbouring page
