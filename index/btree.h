@@ -39,7 +39,9 @@
 // block number, layout, or disagreement with its parent); NoSpace, IOError and Busy as the
 // source, device and cache return them. A failed Put or Delete leaves the tree consistent
 // (every change is applied page by page in an order that keeps it valid), though some pages
-// may have been copied.
+// may have been copied. NoSpace from Put or Delete means the change was not made: a merge that
+// follows a delete and finds no block is skipped (the pages stay valid, underfull). Any other
+// error that comes from the merge says so ("the change itself was made").
 #pragma once
 
 #include <array>
@@ -247,6 +249,8 @@ class BTree {
   Status SplitNode(Path* path, uint32_t index, std::string_view key, size_t payload_size);
   bool MergeFits(const Node& a, const Node& b, std::string_view separator) const;
   Status Rebalance(Path* path);
+  // Rebalance after a delete or a shrinking replace: NoSpace is OK (see btree.cpp).
+  Status RebalanceAfterChange(Path* path);
   Status CollapseRoot();
   bool Underfull(const Node& n) const;
 
@@ -308,6 +312,11 @@ class BTree::Iterator {
   std::string_view value() const;
   // OK unless positioning or value() failed (not-found positions are OK and !Valid()).
   Status status() const { return status_; }
+  // Next (dir > 0) or Prev when the step stays inside the copy of the current leaf and touches
+  // neither the tree nor the cache; false (nothing done) when the step needs them.
+  bool TryStepInLeaf(int dir);
+  // Whether value() would read from the device (an out-of-line value not yet read).
+  bool ValueNeedsRead() const;
 
  private:
   friend class BTree;

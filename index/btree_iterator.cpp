@@ -364,6 +364,18 @@ void BTree::Iterator::Prev() {
   Finish(AtOrBefore(current, true));
 }
 
+bool BTree::Iterator::TryStepInLeaf(int dir) {
+  if (!Valid() || leaf_version_ != TreeVersion()) return false;
+  if (dir > 0 ? slot_ + 1 >= leaf().count() : slot_ == 0) return false;
+  slot_ += dir > 0 ? 1 : -1;
+  Finish(Status::OK());
+  return true;
+}
+
+bool BTree::Iterator::ValueNeedsRead() const {
+  return Valid() && (leaf().flags(slot_) & kSlotFlagOverflow) != 0 && !value_loaded_;
+}
+
 std::string_view BTree::Iterator::value() const {
   if (!Valid()) return {};
   const Node n = leaf();

@@ -69,14 +69,15 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
                    ", heap used " + std::to_string(heap_used) + " do not fit the page");
   }
   const uint32_t max_key = MaxKeySize(bs);
+  auto in_heap = [&](uint64_t off, uint64_t len) { return off >= heap_start && off + len <= bs; };
+  auto range_error = [&](const std::string& what, uint64_t off, uint64_t len) {
+    return Bad(block, path,
+               what + " at " + std::to_string(off) + " length " + std::to_string(len) +
+                   " lies outside the heap [" + std::to_string(heap_start) + ", " +
+                   std::to_string(bs) + ")");
+  };
   auto check_range = [&](uint64_t off, uint64_t len, const char* what) -> Status {
-    if (off < heap_start || off + len > bs) {
-      return Bad(block, path,
-                 std::string(what) + " at " + std::to_string(off) + " length " +
-                     std::to_string(len) + " lies outside the heap [" + std::to_string(heap_start) +
-                     ", " + std::to_string(bs) + ")");
-    }
-    return Status::OK();
+    return in_heap(off, len) ? Status::OK() : range_error(what, off, len);
   };
   auto check_fence = [&](size_t off_field, size_t len_field, const char* name) -> Status {
     uint32_t off = GetU16(p + off_field), len = GetU16(p + len_field);
@@ -126,7 +127,8 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
   std::string_view prev;
   for (uint32_t i = 0; i < count; i++) {
     const std::byte* e = p + nl::kSlots + uint64_t{i} * n.entry_size();
-    std::string where = "slot " + std::to_string(i);
+    // Built only for an error message: this loop runs for every slot of every page read.
+    auto where = [i] { return "slot " + std::to_string(i); };
     // Where the payload lies, its length and flags, and what it adds to the live heap.
     uint64_t poff = 0, plen = 0;
     uint8_t flags = 0;
@@ -135,15 +137,16 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
         const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
         plen = GetU16(e + nl::kSlotPayloadLen);
         flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
-        VDE_RETURN_IF_ERROR(check_range(off, uint64_t{klen} + plen, where.c_str()));
+        if (!in_heap(off, uint64_t{klen} + plen)) return range_error(where(), off, klen + plen);
         if (klen == 0 || pre_len + klen > max_key) {
-          return Bad(block, path, where + ": key of " + std::to_string(pre_len + klen) + " bytes");
+          return Bad(block, path,
+                     where() + ": key of " + std::to_string(pre_len + klen) + " bytes");
         }
         if (e[nl::kSlotFlags + 1] != std::byte{0}) {
-          return Bad(block, path, where + ": reserved byte");
+          return Bad(block, path, where() + ": reserved byte");
         }
         if (n.head(i) != Node::Head(n.suffix(i))) {
-          return Bad(block, path, where + ": key head mismatch");
+          return Bad(block, path, where() + ": key head mismatch");
         }
         poff = off + klen;
         used += klen + plen;
@@ -155,9 +158,9 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
         plen = word & ~kRefOverflowBit;
         flags = (word & kRefOverflowBit) ? kSlotFlagOverflow : 0;
         if (plen == 0 && poff != 0) {
-          return Bad(block, path, where + ": empty payload at offset " + std::to_string(poff));
+          return Bad(block, path, where() + ": empty payload at offset " + std::to_string(poff));
         }
-        if (plen > 0) VDE_RETURN_IF_ERROR(check_range(poff, plen, where.c_str()));
+        if (plen > 0 && !in_heap(poff, plen)) return range_error(where(), poff, plen);
         used += plen;
         break;
       }
@@ -167,26 +170,26 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
         break;
     }
     const std::string_view suf = n.suffix(i);
-    if (i > 0 && !(prev < suf)) return Bad(block, path, where + ": keys out of order");
+    if (i > 0 && !(prev < suf)) return Bad(block, path, where() + ": keys out of order");
     if (i == 0 && !lower.empty() && !(lower_suffix < suf)) {
-      return Bad(block, path, where + ": key not above the lower fence");
+      return Bad(block, path, where() + ": key not above the lower fence");
     }
     if (i == count - 1 && !upper.empty() && CompareKeys(std::string(prefix) += suf, upper) > 0) {
-      return Bad(block, path, where + ": key above the upper fence");
+      return Bad(block, path, where() + ": key above the upper fence");
     }
     if (level == 0) {
-      if ((flags & ~kSlotFlagOverflow) != 0) return Bad(block, path, where + ": flags");
+      if ((flags & ~kSlotFlagOverflow) != 0) return Bad(block, path, where() + ": flags");
       if (flags & kSlotFlagOverflow) {
         if (plen != kOverflowRefSize || !IsValidOverflowRef(DecodeOverflowRef(p + poff), bs)) {
-          return Bad(block, path, where + ": invalid out-of-line value reference");
+          return Bad(block, path, where() + ": invalid out-of-line value reference");
         }
       } else if (plen > max_inline) {
-        return Bad(block, path, where + ": inline value of " + std::to_string(plen) + " bytes");
+        return Bad(block, path, where() + ": inline value of " + std::to_string(plen) + " bytes");
       }
     } else {
       uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
       if (flags != 0 || child == 0 || child == kNoPage) {
-        return Bad(block, path, where + ": invalid child reference");
+        return Bad(block, path, where() + ": invalid child reference");
       }
     }
     prev = suf;

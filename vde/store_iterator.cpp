@@ -61,12 +61,15 @@ void Iterator::SeekForPrev(std::string_view target) {
 
 void Iterator::Next() {
   if (!rep_->error.ok()) return;
+  // Within the leaf copy no lock is needed: it is the snapshot's, whatever happens meanwhile.
+  if (rep_->it->TryStepInLeaf(+1)) return;
   std::shared_lock lk(rep_->store->mu_);
   if (rep_->Usable().ok()) rep_->it->Next();
 }
 
 void Iterator::Prev() {
   if (!rep_->error.ok()) return;
+  if (rep_->it->TryStepInLeaf(-1)) return;
   std::shared_lock lk(rep_->store->mu_);
   if (rep_->Usable().ok()) rep_->it->Prev();
 }
@@ -77,6 +80,7 @@ std::string_view Iterator::key() const {
 
 std::string_view Iterator::value() const {
   if (!rep_->error.ok()) return {};
+  if (!rep_->it->ValueNeedsRead()) return rep_->it->value();  // inline: from the leaf copy
   std::shared_lock lk(rep_->store->mu_);
   if (!rep_->Usable().ok()) return {};
   return rep_->it->value();

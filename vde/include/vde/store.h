@@ -10,8 +10,8 @@
 // Thread safety: every method may be called from any number of threads at once. Writes
 // (Put, Delete, Write, CreateIndex, DropIndex) are serialized with each other and with
 // checkpoints; reads (Get, MultiGet, iterators) take no store-wide lock that a writer holds and
-// wait only, page by page, for a writer changing that page. Iterators read snapshots. Ownership: the Store owns the disk and the page cache; Index
-// handles and Iterators must not outlive it.
+// wait only, page by page, for a writer changing that page. Iterators read snapshots. Ownership:
+// the Store owns the disk and the page cache; Index handles and Iterators must not outlive it.
 //
 // Errors (Status codes):
 //   NotFound         Get of an absent key; an index that does not exist ("index 'x' ...");
