@@ -1,5 +1,6 @@
-// Store: opening and closing, named indexes, reads and statistics. The write path is in
-// store_write.cpp, checkpoints in store_checkpoint.cpp.
+// Store: opening and closing, named indexes, point reads. The write path is in store_write.cpp,
+// checkpoints in store_checkpoint.cpp, MultiGet in store_multiget.cpp, statistics in
+// store_stats.cpp, iterators in store_iterator.cpp.
 #include <filesystem>
 #include <mutex>
 #include <shared_mutex>

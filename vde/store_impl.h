@@ -1,7 +1,7 @@
 // StoreImpl: the state behind vde::Store (vde/include/vde/store.h), shared by the store's source
-// files: store.cpp (open, close, indexes, reads, stats), store_write.cpp (the write path and its
-// undo), store_checkpoint.cpp (checkpoints and the background thread), store_verify.cpp and
-// store_iterator.cpp.
+// files: store.cpp (open, close, indexes, point reads), store_multiget.cpp, store_stats.cpp,
+// store_write.cpp (the write path and its undo), store_checkpoint.cpp (checkpoints and the
+// background thread), store_verify.cpp and store_iterator.cpp.
 //
 // Locking (docs/ARCHITECTURE.md, "Concurrency"). Readers (Get, MultiGet, iterator steps) take
 // only mu_ shared, which nothing holds exclusively but Close and, for an instant, DropIndex: the
