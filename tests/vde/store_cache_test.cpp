@@ -43,9 +43,9 @@ std::string ValueOf(uint64_t i) {
 }
 
 TEST(StoreCache, BudgetHoldsWithTenTimesTheDataOnDisk) {
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "RSS under a sanitizer counts its shadow memory and quarantine, not ours";
-#endif
+  if (testing::kSanitizerBuild) {
+    GTEST_SKIP() << "RSS under a sanitizer counts its shadow memory and quarantine, not ours";
+  }
   constexpr uint64_t kBudget = 4ull << 20;
   constexpr uint64_t kSlack = 4ull << 20;  // allocator bitmap, heap, the test's own strings
   const uint64_t data_bytes = 10 * kBudget;

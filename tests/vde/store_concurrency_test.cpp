@@ -116,11 +116,8 @@ TEST(StoreConcurrency, EightThreadsAgainstTheModel) {
   const std::string path = dir.File("conc.vdisk");
   // A small cache: pages are evicted and read back (with an unknown snapshot epoch) all along.
   auto store = std::move(*Store::Open(path, testing::TestOptions(1 << 20)));
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  const int ops = testing::LongTests() ? 20000 : 1000;  // 5-20x slower: keep CI's time bounded
-#else
-  const int ops = testing::LongTests() ? 40000 : 5000;
-#endif
+  const int ops = testing::kSanitizerBuild ? (testing::LongTests() ? 20000 : 1000)
+                                           : (testing::LongTests() ? 40000 : 5000);
   std::vector<KeyState> keys(kKeys);
   Checker checker;
   std::atomic<int> writers_left{kSingleWriters + 1};
@@ -308,11 +305,8 @@ TEST(StoreConcurrency, IteratorSeesItsSnapshotThroughRewritesAndCheckpoints) {
   testing::ScratchDir dir;
   auto store = std::move(*Store::Open(dir.File("snap.vdisk"), testing::TestOptions(512 << 10)));
   std::mt19937_64 rng(seed);
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-  const int load = 5000, churn = 2000;
-#else
-  const int load = 20000, churn = 8000;
-#endif
+  const int load = testing::kSanitizerBuild ? 5000 : 20000;
+  const int churn = testing::kSanitizerBuild ? 2000 : 8000;
   testing::Model before;
   for (int i = 0; i < load; i++) {
     const std::string k = KeyName(static_cast<int>(rng() % 50000));

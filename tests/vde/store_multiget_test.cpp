@@ -24,14 +24,9 @@ namespace vde {
 namespace {
 
 using testing::Model;
+using testing::OpenStore;
 using testing::ScratchDir;
 using testing::TestOptions;
-
-std::unique_ptr<Store> OpenStore(const std::string& path, Options o = TestOptions()) {
-  auto s = Store::Open(path, o);
-  EXPECT_TRUE(s.has_value()) << s.status().ToString();
-  return s.has_value() ? std::move(*s) : nullptr;
-}
 
 // The smallest cache a store of 4 KiB blocks accepts: 16 frames, so 4 keys per chunk.
 Options TinyCacheOptions() {

@@ -22,14 +22,9 @@ namespace vde {
 namespace {
 
 using testing::Model;
+using testing::OpenStore;
 using testing::ScratchDir;
 using testing::TestOptions;
-
-std::unique_ptr<Store> OpenStore(const std::string& path, Options o = TestOptions()) {
-  auto s = Store::Open(path, o);
-  EXPECT_TRUE(s.has_value()) << s.status().ToString();
-  return s.has_value() ? std::move(*s) : nullptr;
-}
 
 std::string Get(const Store& s, std::string_view key) {
   std::string v;

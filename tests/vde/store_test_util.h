@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 
@@ -25,6 +26,13 @@ inline Options TestOptions(uint64_t cache_bytes = 4ull << 20) {
   o.cache_bytes = cache_bytes;
   o.growth_step_bytes = 1ull << 20;
   return o;
+}
+
+// Opens (creating) the store at `path`; a failure is a test failure and returns null.
+inline std::unique_ptr<Store> OpenStore(const std::string& path, Options o = TestOptions()) {
+  auto s = Store::Open(path, o);
+  EXPECT_TRUE(s.has_value()) << s.status().ToString();
+  return s.has_value() ? std::move(*s) : nullptr;
 }
 
 using Model = std::map<std::string, std::string>;
