@@ -116,8 +116,10 @@ Status StoreBlockSource::ReleaseHeld(index::PageCache* cache) {
   }
   Status first;
   for (const Extent& e : done) {
-    // A copy kept for the snapshots (or read back by one) is stale from now on.
-    for (uint64_t b = e.start; b < e.end(); b++) cache->DropIfResident(b);
+    // A copy kept for the snapshots (or read back by one) is stale from now on. Pages are
+    // freed one block at a time; longer extents are out-of-line values, which are read around
+    // the cache and never resident, so only single blocks are looked up.
+    if (e.count == 1) cache->DropIfResident(e.start);
     Status s = disk_->allocator().Unhold(e);
     if (first.ok()) first = s;
   }
