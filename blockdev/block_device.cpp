@@ -15,6 +15,12 @@ Status BlockDevice::Read(uint64_t block, uint32_t count, std::span<std::byte> bu
   return ReadBatch({&r, 1});
 }
 
+Status BlockDevice::ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) {
+  Status s = ReadBatch(reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) done(i);
+  return s;
+}
+
 Status BlockDevice::Write(uint64_t block, uint32_t count, std::span<const std::byte> buf) {
   if (buf.size() != static_cast<size_t>(count) * block_size()) {
     return Status::InvalidArgument(path() + ": write of " + std::to_string(count) +

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "blockdev/status.h"
 
@@ -50,6 +52,22 @@ struct WriteRequest {
   uint32_t count = 1;
   const std::byte* buf = nullptr;
   Status status;
+};
+
+// A non-owning reference to a callable taking a request index, for ReadBatchNotify: no
+// allocation, valid only while the callable it was made from lives.
+class RequestCallback {
+ public:
+  template <typename F>
+  requires std::is_invocable_v<F&, size_t> &&
+      (!std::is_same_v<std::remove_cvref_t<F>, RequestCallback>)
+          RequestCallback(F& f) noexcept  // NOLINT: implicit, like std::function_ref
+      : obj_(static_cast<void*>(&f)), call_([](void* o, size_t i) { (*static_cast<F*>(o))(i); }) {}
+  void operator()(size_t index) const { call_(obj_, index); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, size_t);
 };
 
 // Counters for benchmarks, stats and tests. Monotonic; read with relaxed loads.
@@ -100,8 +118,17 @@ class BlockDevice {
   // Submits every request together and returns when all have completed. Each request's
   // `status` is set; the return value is OK when all succeeded, else the first failure in
   // request order. Requests are independent: one failing does not stop the others. Batches
-  // larger than the device's queue depth are split. An empty batch is OK.
+  // larger than the device's queue depth are split. Reads of adjacent blocks may be merged into
+  // one transfer (a failed merged transfer is redone request by request, so each request gets
+  // its own status). An empty batch is OK.
   virtual Status ReadBatch(std::span<ReadRequest> reqs) = 0;
+  // As ReadBatch, and calls done(i) once for every request i as soon as it has completed: its
+  // status is set and, when OK, its buffer holds the blocks. Calls come from the calling
+  // thread, in completion order, while later requests may still be in flight, and all before
+  // this returns; so a caller can check (or use) each block while the rest are being read.
+  // done must not call into this device. The default runs ReadBatch and then calls done in
+  // request order; IoUringBlockDevice and FileBlockDevice report as they go.
+  virtual Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done);
   virtual Status WriteBatch(std::span<WriteRequest> reqs) = 0;
 
   // Makes every write that completed before this call durable (fdatasync semantics). A failed

@@ -127,7 +127,7 @@ Status FileBlockDevice::Transfer(bool is_write, uint64_t block, uint64_t count,
 }
 
 template <typename Req>
-Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
+Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs, const RequestCallback* done) {
   counters_.batches.fetch_add(1, std::memory_order_relaxed);
   const uint64_t bs = block_size();
   auto& done_requests = is_write ? counters_.writes : counters_.reads;
@@ -141,10 +141,15 @@ Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
     }
   };
 
+  auto report = [&](size_t i) {
+    if (done != nullptr) (*done)(i);
+  };
+
   if (reqs.size() == 1) {  // the common single Read/Write: no allocation
     Req& r = reqs[0];
     r.status = CheckRequest(r.block, r.count, r.buf, is_write);
     if (r.status.ok()) run_one(r);
+    report(0);
     return r.status;
   }
 
@@ -153,7 +158,11 @@ Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     Req& r = reqs[i];
     r.status = CheckRequest(r.block, r.count, r.buf, is_write);
-    if (r.status.ok()) order.push_back(i);
+    if (r.status.ok()) {
+      order.push_back(i);
+    } else {
+      report(i);
+    }
   }
   // Sorted by block, adjacent requests coalesce whatever their order in the batch. Overlapping
   // writes keep request order instead, so the later one wins as it would run one at a time.
@@ -185,6 +194,7 @@ Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
     }
     if (e - k == 1) {
       run_one(reqs[order[k]]);
+      report(order[k]);
       k = e;
       continue;
     }
@@ -203,6 +213,7 @@ Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
         // Redo the run one request at a time, so only a request that itself fails reports it.
         run_one(r);
       }
+      report(order[j]);
     }
     k = e;
   }
@@ -214,11 +225,15 @@ Status FileBlockDevice::RunBatch(bool is_write, std::span<Req> reqs) {
 }
 
 Status FileBlockDevice::ReadBatch(std::span<ReadRequest> reqs) {
-  return RunBatch(false, reqs);
+  return RunBatch(false, reqs, nullptr);
+}
+
+Status FileBlockDevice::ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) {
+  return RunBatch(false, reqs, &done);
 }
 
 Status FileBlockDevice::WriteBatch(std::span<WriteRequest> reqs) {
-  return RunBatch(true, reqs);
+  return RunBatch(true, reqs, nullptr);
 }
 
 Status FileBlockDevice::Flush() {

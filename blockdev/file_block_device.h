@@ -54,6 +54,7 @@ class FileBlockDevice final : public BlockDevice {
   // "file (pread/pwrite, O_DIRECT)" or "file (pread/pwrite, buffered)".
   std::string Describe() const override;
   Status ReadBatch(std::span<ReadRequest> reqs) override;
+  Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) override;
   Status WriteBatch(std::span<WriteRequest> reqs) override;
   // fdatasync (F_FULLFSYNC on macOS). A failure is IOError and sticks: every later Flush fails
   // too, because the kernel may have dropped the pages it could not write, so a later fdatasync
@@ -70,8 +71,9 @@ class FileBlockDevice final : public BlockDevice {
 
   // The shared body of ReadBatch and WriteBatch: checks every request, runs the good ones
   // (coalescing adjacent ones), sets each request's status and returns the first failure.
+  // `done`, if given, is called for each request once its status is final.
   template <typename Req>
-  Status RunBatch(bool is_write, std::span<Req> reqs);
+  Status RunBatch(bool is_write, std::span<Req> reqs, const RequestCallback* done);
 
   UniqueFd fd_;
   bool direct_;

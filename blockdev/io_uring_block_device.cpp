@@ -493,7 +493,132 @@ Status IoUringBlockDevice::RunBatch(std::span<Req> reqs, bool is_write) {
 }
 
 Status IoUringBlockDevice::ReadBatch(std::span<ReadRequest> reqs) {
-  return RunBatch(reqs, /*is_write=*/false);
+  return RunReads(reqs, nullptr);
+}
+
+Status IoUringBlockDevice::ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) {
+  return RunReads(reqs, &done);
+}
+
+Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCallback* done) {
+  counters_.batches.fetch_add(1, std::memory_order_relaxed);
+  auto report = [&](size_t i) {
+    if (done != nullptr) (*done)(i);
+  };
+  // The requests that pass their checks, by block: adjacent ones are merged into one READV.
+  std::vector<size_t> order;
+  order.reserve(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    ReadRequest& r = reqs[i];
+    r.status = CheckRequest(r.block, r.count, r.buf, false);
+    if (r.status.ok()) {
+      order.push_back(i);
+    } else {
+      report(i);
+    }
+  }
+  if (!order.empty()) {
+    const uint64_t bs = block_size();
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return reqs[a].block < reqs[b].block; });
+    auto finish = [&](size_t i, const Status& st) {
+      reqs[i].status = st;
+      if (st.ok()) {
+        counters_.reads.fetch_add(1, std::memory_order_relaxed);
+        counters_.blocks_read.fetch_add(reqs[i].count, std::memory_order_relaxed);
+      }
+      report(i);
+    };
+    std::vector<size_t> redo;  // requests of merged reads that failed: run again one by one
+    Status s = WithRing([&](uring::Ring& ring) {
+      std::vector<uring::IoOp>& ops = ring.scratch();
+      std::vector<iovec>& iov = ring.scratch_iovecs();
+      ops.clear();
+      iov.clear();
+      iov.reserve(order.size());  // never reallocated below: ops point into it
+      for (size_t k = 0; k < order.size();) {
+        const ReadRequest& first = reqs[order[k]];
+        uint64_t end = first.block + first.count;
+        uint64_t bytes = uint64_t{first.count} * bs;
+        size_t e = k + 1;
+        while (e < order.size() && e - k < uring::kMaxMergedIovecs) {
+          const ReadRequest& r = reqs[order[e]];
+          if (r.block != end || bytes + uint64_t{r.count} * bs > uring::kMaxMergedBytes) break;
+          end += r.count;
+          bytes += uint64_t{r.count} * bs;
+          ++e;
+        }
+        uring::IoOp op;
+        op.kind = uring::OpKind::kRead;
+        op.block = first.block;
+        op.count = static_cast<uint32_t>(end - first.block);
+        op.req = k;
+        op.offset = first.block * bs;
+        op.remaining = bytes;
+        if (e - k == 1) {
+          op.addr = first.buf;
+        } else {
+          op.iov = iov.data() + iov.size();
+          op.iov_count = static_cast<uint32_t>(e - k);
+          op.req_count = static_cast<uint32_t>(e - k);
+          for (size_t j = k; j < e; ++j) {
+            const ReadRequest& r = reqs[order[j]];
+            iov.push_back(iovec{r.buf, static_cast<size_t>(r.count) * bs});
+          }
+        }
+        ops.push_back(op);
+        k = e;
+      }
+      auto op_done = [&](size_t o) {
+        const uring::IoOp& op = ops[o];
+        for (size_t j = op.req; j < op.req + op.req_count; ++j) {
+          if (op.status.ok() || op.req_count == 1) {
+            finish(order[j], op.status);
+          } else {
+            redo.push_back(order[j]);
+          }
+        }
+      };
+      if (done != nullptr) {  // report each read as it completes
+        const RequestCallback cb(op_done);
+        ring.Run(ops, path(), counters_, &cb);
+      } else {  // wait for the whole batch in as few enters as possible
+        ring.Run(ops, path(), counters_);
+        for (size_t o = 0; o < ops.size(); ++o) op_done(o);
+      }
+      ops.clear();
+      if (redo.empty() || ring.broken()) return;
+      // Redo failed merged reads request by request, so each gets its own status.
+      for (size_t i : redo) {
+        const ReadRequest& r = reqs[i];
+        uring::IoOp op;
+        op.kind = uring::OpKind::kRead;
+        op.block = r.block;
+        op.count = r.count;
+        op.req = i;
+        op.offset = r.block * bs;
+        op.addr = r.buf;
+        op.remaining = uint64_t{r.count} * bs;
+        ops.push_back(op);
+      }
+      redo.clear();
+      ring.Run(ops, path(), counters_);
+      for (const uring::IoOp& op : ops) finish(op.req, op.status);
+      ops.clear();
+    });
+    // The ring broke before the redo: those requests fail with the merged read's error.
+    for (size_t i : redo) {
+      finish(i, Status::IOError(path() + ": read of block " + std::to_string(reqs[i].block) +
+                                " not retried: the io_uring ring broke"));
+    }
+    if (!s.ok()) {  // no ring could be had: nothing ran
+      for (size_t i : order) finish(i, s);
+    }
+  }
+  for (const ReadRequest& r : reqs) {
+    if (!r.status.ok()) return r.status;
+  }
+  return Status::OK();
 }
 
 Status IoUringBlockDevice::WriteBatch(std::span<WriteRequest> reqs) {

@@ -92,7 +92,10 @@ class IoUringBlockDevice final : public BlockDevice {
 
   // e.g. "io_uring (O_DIRECT, registered buffers, per-thread rings 4, depth 128)".
   std::string Describe() const override;
+  // Adjacent reads are merged into one IORING_OP_READV (up to 1 MiB); others go out as
+  // READ_FIXED where their buffer is registered.
   Status ReadBatch(std::span<ReadRequest> reqs) override;
+  Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) override;
   Status WriteBatch(std::span<WriteRequest> reqs) override;
   // IORING_OP_FSYNC with IORING_FSYNC_DATASYNC. ReadOnly on a read-only device.
   Status Flush() override;
@@ -111,7 +114,9 @@ class IoUringBlockDevice final : public BlockDevice {
   // Fails only when no ring can be had (the shared ring broke and cannot be set up again).
   template <typename Fn>
   Status WithRing(Fn&& fn);
-  // The body of ReadBatch and WriteBatch.
+  // The body of ReadBatch and ReadBatchNotify (`done` may be null).
+  Status RunReads(std::span<ReadRequest> reqs, const RequestCallback* done);
+  // The body of WriteBatch.
   template <typename Req>
   Status RunBatch(std::span<Req> reqs, bool is_write);
 

@@ -278,6 +278,13 @@ void Ring::Prep(io_uring_sqe* sqe, IoOp& op, size_t index, DeviceCounters& count
   } else {
     const auto len = static_cast<uint32_t>(std::min<uint64_t>(op.remaining, kMaxOpBytes));
     op.in_flight = len;
+    if (op.iov != nullptr) {  // a scattered read; never longer than kMaxOpBytes
+      assert(op.kind == OpKind::kRead && op.remaining <= kMaxOpBytes);
+      io_uring_prep_readv(sqe, fd, op.iov, op.iov_count, op.offset);
+      if (fixed_file_) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
+      io_uring_sqe_set_data64(sqe, index);
+      return;
+    }
     const int buf_index = table_ != nullptr ? table_->Find(op.addr, len) : -1;
     if (op.kind == OpKind::kRead) {
       if (buf_index >= 0) {
@@ -366,8 +373,24 @@ void Ring::Complete(IoOp& op, size_t index, int res, const std::string& path,
     return;
   }
   op.offset += got;
-  op.addr += got;
   op.remaining -= got;
+  if (op.iov == nullptr) {
+    op.addr += got;
+  } else {
+    // Step the iovecs past what was transferred.
+    size_t left = got;
+    while (left > 0 && op.iov_count > 0) {
+      if (left >= op.iov->iov_len) {
+        left -= op.iov->iov_len;
+        ++op.iov;
+        --op.iov_count;
+      } else {
+        op.iov->iov_base = static_cast<std::byte*>(op.iov->iov_base) + left;
+        op.iov->iov_len -= left;
+        left = 0;
+      }
+    }
+  }
   if (op.remaining == 0) {
     op.done = true;
     op.status = Status::OK();
@@ -379,7 +402,8 @@ void Ring::Complete(IoOp& op, size_t index, int res, const std::string& path,
   retry_.push_back(index);
 }
 
-unsigned Ring::Reap(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters) {
+unsigned Ring::Reap(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
+                    const RequestCallback* done) {
   unsigned head;
   unsigned seen = 0;
   unsigned ours = 0;
@@ -391,12 +415,14 @@ unsigned Ring::Reap(std::span<IoOp> ops, const std::string& path, DeviceCounters
     if (index >= ops.size()) continue;
     ++ours;
     Complete(ops[index], index, cqe->res, path, counters);
+    if (done != nullptr && ops[index].done) (*done)(index);
   }
   io_uring_cq_advance(&ring_, seen);
   return ours;
 }
 
-void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters) {
+void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
+               const RequestCallback* done) {
   retry_.clear();
   size_t next = 0;       // first op never queued
   size_t in_flight = 0;  // queued ops whose completion has not been reaped
@@ -432,8 +458,9 @@ void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& cou
     // Submit and wait: for one completion while more remain to queue (to keep the ring full),
     // for all of them once everything is queued; not at all if some are already there.
     const bool more = !retry_.empty() || next < ops.size();
-    const unsigned wait_nr =
-        io_uring_cq_ready(&ring_) > 0 ? 0 : (more ? 1 : static_cast<unsigned>(in_flight));
+    const unsigned wait_nr = io_uring_cq_ready(&ring_) > 0 ? 0
+                             : (more || done != nullptr)   ? 1
+                                                           : static_cast<unsigned>(in_flight);
     const int r = Enter(wait_nr, counters);
     if (r < 0) {
       if (!IsTransient(r) || ++enter_stalls > kMaxEnterStalls) {
@@ -445,7 +472,7 @@ void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& cou
     } else {
       enter_stalls = 0;
     }
-    in_flight -= Reap(ops, path, counters);
+    in_flight -= Reap(ops, path, counters, done);
   }
   if (fatal.ok() && (in_flight != 0 || !retry_.empty() || next < ops.size())) {
     fatal = Status::IOError("io_uring ring for " + path + " stopped with operations pending");
@@ -455,6 +482,7 @@ void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& cou
     if (!op.done) {
       op.done = true;
       op.status = fatal.ok() ? Status::IOError(OpName(op, path) + ": not run") : fatal;
+      if (done != nullptr) (*done)(static_cast<size_t>(&op - ops.data()));
     }
   }
 }

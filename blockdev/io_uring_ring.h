@@ -59,6 +59,11 @@ inline constexpr uint64_t kMaxIovecBytes = uint64_t{1} << 30;
 inline constexpr size_t kMaxRegisteredBuffers = 16384;
 // Longest single read or write handed to the kernel; longer requests continue in pieces.
 inline constexpr uint32_t kMaxOpBytes = uint32_t{1} << 30;
+// Adjacent reads of one batch are merged into one READV of at most this many buffers and bytes:
+// large enough for the device's best sequential transfer, small enough that a failed merged
+// read costs little to redo request by request.
+inline constexpr size_t kMaxMergedIovecs = 256;
+inline constexpr uint64_t kMaxMergedBytes = uint64_t{1} << 20;
 
 enum class ErrorKind : uint8_t {
   kIo,           // an I/O or registration failed: Status::FromErrno's mapping (IOError, NoSpace..)
@@ -116,10 +121,15 @@ struct IoOp {
   uint32_t count = 0;
   size_t req = 0;             // index of the caller's request
   uint64_t offset = 0;        // file offset of the next byte to transfer
-  std::byte* addr = nullptr;  // next byte of the caller's buffer
-  uint64_t remaining = 0;     // bytes still to transfer
-  uint32_t in_flight = 0;     // length of the sqe in flight
-  uint16_t stalls = 0;        // EAGAIN/EINTR completions in a row
+  std::byte* addr = nullptr;  // next byte of the caller's buffer (unused with iov)
+  // A read scattered over several buffers (IORING_OP_READV): iov_count iovecs from iov, owned by
+  // the caller; Run() advances them as bytes complete. Null for a plain transfer at addr.
+  iovec* iov = nullptr;
+  uint32_t iov_count = 0;
+  uint32_t req_count = 1;  // with iov: the caller's requests this op covers, from req on
+  uint64_t remaining = 0;  // bytes still to transfer
+  uint32_t in_flight = 0;  // length of the sqe in flight
+  uint16_t stalls = 0;     // EAGAIN/EINTR completions in a row
   bool done = false;
   Status status;
 };
@@ -153,7 +163,14 @@ class Ring {
   // Runs every op to completion, in as few io_uring_enter calls as the depth allows: the ring
   // is kept full, short transfers continue, EAGAIN/EINTR are retried. Each op's status is set.
   // `path` names the file in messages; `counters` gets submissions, fixed_ops and retries.
-  void Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters);
+  // `done`, if given, is called with an op's index as soon as that op is done (status set),
+  // while others may still be in flight; the ring then waits for one completion at a time
+  // instead of for the whole batch.
+  void Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
+           const RequestCallback* done = nullptr);
+
+  // Scratch iovecs for the batch being run (scattered reads).
+  std::vector<iovec>& scratch_iovecs() noexcept { return scratch_iov_; }
 
   // Scratch space for the batch being run on this ring (one batch at a time).
   std::vector<IoOp>& scratch() noexcept { return scratch_; }
@@ -172,7 +189,8 @@ class Ring {
   // io_uring_enter calls it makes. Returns liburing's result (>= 0 or -errno).
   int Enter(unsigned wait_nr, DeviceCounters& counters);
   // Processes every available completion; returns how many.
-  unsigned Reap(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters);
+  unsigned Reap(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
+                const RequestCallback* done);
   void Complete(IoOp& op, size_t index, int res, const std::string& path, DeviceCounters& counters);
 
   io_uring ring_{};
@@ -185,6 +203,7 @@ class Ring {
   uint64_t buffers_version_ = 0;
   std::vector<size_t> retry_;  // ops to (re)queue before new ones
   std::vector<IoOp> scratch_;
+  std::vector<iovec> scratch_iov_;
 };
 
 }  // namespace vde::blockdev::uring
