@@ -7,7 +7,7 @@
 //                               reason where the kernel refuses SQPOLL)
 //   RandRead4K/file             FileBlockDevice: a batch is that many preads, one after another
 //
-// Counters: items_per_second is IOPS; enters_per_1k_io is the device's `submissions`
+// Counters: items_per_second is IOPS; enters_per_1k_io is the device's `submissions` plus `waits`
 // (io_uring_enter calls, or syscalls for the file backend) per 1000 reads; fixed_ops_frac is the
 // share of reads that went through registered buffers. All rates use wall-clock time (UseRealTime):
 // with SQPOLL the submitting thread's CPU time says nothing about throughput.
@@ -223,7 +223,11 @@ void BM_RandomRead(benchmark::State& state, Mode mode) {
   const auto reads = static_cast<double>(after.reads - before.reads);
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * batch);
   state.counters["enters_per_1k_io"] =
-      reads > 0 ? 1000.0 * static_cast<double>(after.submissions - before.submissions) / reads : 0;
+      reads > 0 ? 1000.0 *
+                      static_cast<double>(after.submissions + after.waits - before.submissions -
+                                          before.waits) /
+                      reads
+                : 0;
   state.counters["fixed_ops_frac"] =
       reads > 0 ? static_cast<double>(after.fixed_ops - before.fixed_ops) / reads : 0;
   state.SetLabel(dev.Describe());

@@ -44,6 +44,7 @@ DeviceStats BlockDevice::stats() const noexcept {
   s.blocks_written = ld(counters_.blocks_written);
   s.batches = ld(counters_.batches);
   s.submissions = ld(counters_.submissions);
+  s.waits = ld(counters_.waits);
   s.flushes = ld(counters_.flushes);
   s.fixed_ops = ld(counters_.fixed_ops);
   s.retries = ld(counters_.retries);

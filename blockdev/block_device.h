@@ -76,8 +76,10 @@ struct DeviceCounters {
   std::atomic<uint64_t> writes{0};  // write requests completed
   std::atomic<uint64_t> blocks_read{0};
   std::atomic<uint64_t> blocks_written{0};
-  std::atomic<uint64_t> batches{0};      // ReadBatch/WriteBatch calls (single Read/Write count 1)
-  std::atomic<uint64_t> submissions{0};  // io_uring_enter calls, or syscalls for FileBlockDevice
+  std::atomic<uint64_t> batches{0};  // ReadBatch/WriteBatch calls (single Read/Write count 1)
+  // io_uring_enter calls that handed the kernel new operations, or syscalls for FileBlockDevice
+  std::atomic<uint64_t> submissions{0};
+  std::atomic<uint64_t> waits{0};  // io_uring_enter calls that only waited for completions
   std::atomic<uint64_t> flushes{0};
   std::atomic<uint64_t> fixed_ops{0};  // io_uring READ_FIXED / WRITE_FIXED operations
   std::atomic<uint64_t> retries{0};    // resubmissions after EAGAIN/EINTR or a short transfer
@@ -86,7 +88,7 @@ struct DeviceCounters {
 // A plain copy of DeviceCounters.
 struct DeviceStats {
   uint64_t reads = 0, writes = 0, blocks_read = 0, blocks_written = 0, batches = 0, submissions = 0,
-           flushes = 0, fixed_ops = 0, retries = 0;
+           waits = 0, flushes = 0, fixed_ops = 0, retries = 0;
 };
 
 class BlockDevice {

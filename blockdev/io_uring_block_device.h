@@ -24,8 +24,10 @@
 // the memlock limit) the device falls back to unregistered I/O for good and adds a note.
 // Registering pins (and so faults in) the whole region once per ring.
 //
-// Counters. submissions counts io_uring_enter calls, mirroring liburing's own decision to enter:
-// exact without SQPOLL (one per submit-and-wait; a batch that fits the ring takes one), while
+// Counters. submissions counts io_uring_enter calls that hand the kernel new operations, and
+// waits those that only wait for completions (a batch that fits the ring takes one submission
+// and no wait; ReadBatchNotify waits for completions one at a time, so it adds waits). Both
+// mirror liburing's own decision to enter: exact without SQPOLL, while
 // with SQPOLL a wakeup of an SQ thread that falls asleep just as a batch is queued may go
 // uncounted, or be counted when another ring woke the shared SQ thread first. With SQPOLL a
 // batch enters only to wake the SQ thread and, after polling the CQ briefly, to wait for

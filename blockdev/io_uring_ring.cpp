@@ -315,7 +315,7 @@ int Ring::Enter(unsigned wait_nr, DeviceCounters& counters) {
   const unsigned pending = io_uring_sq_ready(&ring_);
   if (!sqpoll()) {
     if (pending == 0 && wait_nr == 0) return 0;
-    counters.submissions.fetch_add(1, std::memory_order_relaxed);
+    (pending > 0 ? counters.submissions : counters.waits).fetch_add(1, std::memory_order_relaxed);
     return io_uring_submit_and_wait(&ring_, wait_nr);
   }
   int ret = 0;
@@ -331,7 +331,7 @@ int Ring::Enter(unsigned wait_nr, DeviceCounters& counters) {
   // The SQ thread completes without us; poll briefly before sleeping in the kernel.
   for (unsigned i = 0; i < kSqpollSpins && io_uring_cq_ready(&ring_) < wait_nr; ++i) CpuRelax();
   if (io_uring_cq_ready(&ring_) > 0) return ret;
-  counters.submissions.fetch_add(1, std::memory_order_relaxed);
+  counters.waits.fetch_add(1, std::memory_order_relaxed);
   const int r = io_uring_submit_and_wait(&ring_, wait_nr);
   return r < 0 ? r : ret;
 }

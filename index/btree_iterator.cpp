@@ -105,26 +105,35 @@ void BTree::Iterator::NoteLeafStep(int dir) {
     ra_dir_ = dir;
   }
   ra_run_++;
-  if (ra_ahead_ > 0) {  // this step's leaf was read ahead
-    ra_ahead_--;
-    return;
-  }
+  // ra_ahead_ counts the leaves requested beyond the current one; this step's target is the
+  // first of them.
+  const bool target_requested = ra_ahead_ > 0;
+  if (target_requested) ra_ahead_--;
   if (options_.readahead_max == 0 || ra_run_ < kReadAheadAfter || path_.empty() ||
       path_version_ != TreeVersion()) {
     return;
   }
+  // Keep at least one window requested beyond the target, so that the read-ahead thread
+  // reads the next window while the scan walks this one.
+  if (target_requested && ra_ahead_ >= ra_window_) return;
   const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
   const uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);
+  // Leaves from the target on: those already requested (the target and ra_ahead_ after it),
+  // then the new window.
+  const uint32_t skip = target_requested ? ra_ahead_ + 1 : 0;
   std::vector<uint64_t> leaves;
-  CollectLeaves(dir, window, &leaves);
-  if (leaves.empty()) return;
+  CollectLeaves(dir, skip + window, &leaves);
+  if (leaves.size() <= skip) return;
+  const std::span<const uint64_t> fresh(leaves.data() + skip, leaves.size() - skip);
   // Advisory: a leaf that fails here fails again, with its error, when the scan pins it.
-  (void)tree_->cache_->Prefetch(leaves, &ValidateNode);
+  const uint32_t covered = tree_->cache_->PrefetchAsync(fresh, &ValidateNode);
+  if (covered == 0) return;  // the cache has enough in flight: try again at the next step
   ra_window_ = window;
-  ra_ahead_ = static_cast<uint32_t>(leaves.size()) - 1;  // the first is this step's target
+  // Leaves requested beyond the target (which is the first of `fresh` when it was not yet).
+  ra_ahead_ = target_requested ? ra_ahead_ + covered : covered - 1;
   ReadCounters& rc = tree_->read_counters_;
   rc.readahead_windows.fetch_add(1, std::memory_order_relaxed);
-  rc.readahead_leaves.fetch_add(leaves.size(), std::memory_order_relaxed);
+  rc.readahead_leaves.fetch_add(covered, std::memory_order_relaxed);
   RaiseMax(rc.readahead_max_window, window);
 }
 

@@ -22,6 +22,9 @@ constexpr size_t kMaxEvictBatch = 64;
 // How long a miss waits for another thread to unpin a frame before it returns Busy.
 constexpr std::chrono::milliseconds kBusyWait{20};
 
+// Rounds of Backoff a latch waiter goes through before it sleeps on an exclusive holder.
+constexpr int kSleepAfter = 128;
+
 void Backoff(int round) {
   if (round < 64) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -50,12 +53,30 @@ bool FrameLatch::TryLockExclusive() {
                                        std::memory_order_acquire);
 }
 
+// A waiter spins, then yields, and past kSleepAfter rounds sleeps (futex, through
+// std::atomic::wait) while the latch is held exclusively: that is a page being read from the
+// device (often by the read-ahead thread), which can take a while. Shared holders are waited
+// out by spinning and yielding, since UnlockShared does not wake sleepers.
 void FrameLatch::LockShared() {
-  for (int i = 0; !TryLockShared(); i++) Backoff(i);
+  for (int i = 0; !TryLockShared(); i++) {
+    const uint64_t w = Load();
+    if (i >= kSleepAfter && StateOf(w) == kLocked) {
+      word_.wait(w, std::memory_order_acquire);
+    } else {
+      Backoff(i);
+    }
+  }
 }
 
 void FrameLatch::LockExclusive() {
-  for (int i = 0; !TryLockExclusive(); i++) Backoff(i);
+  for (int i = 0; !TryLockExclusive(); i++) {
+    const uint64_t w = Load();
+    if (i >= kSleepAfter && StateOf(w) == kLocked) {
+      word_.wait(w, std::memory_order_acquire);
+    } else {
+      Backoff(i);
+    }
+  }
 }
 
 void FrameLatch::UnlockShared() {
@@ -67,12 +88,14 @@ void FrameLatch::UnlockExclusive() {
   uint64_t w = word_.load(std::memory_order_relaxed);
   assert(StateOf(w) == kLocked);
   word_.store(((VersionOf(w) + 1) << 8) | kUnlocked, std::memory_order_release);
+  word_.notify_all();
 }
 
 void FrameLatch::DowngradeToShared() {
   uint64_t w = word_.load(std::memory_order_relaxed);
   assert(StateOf(w) == kLocked);
   word_.store(((VersionOf(w) + 1) << 8) | 1, std::memory_order_release);
+  word_.notify_all();
 }
 
 void FrameLatch::MarkEvicted() {
@@ -260,6 +283,7 @@ PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32
 }
 
 PageCache::~PageCache() {
+  StopReadAhead();
   ring_.clear();
   free_.clear();
 }
@@ -787,6 +811,7 @@ PageCacheStats PageCache::stats() const {
   s.prefetch_pages = ld(counters_.prefetch_pages);
   s.prefetch_used = ld(counters_.prefetch_used);
   s.prefetch_wasted = ld(counters_.prefetch_wasted);
+  s.prefetch_async = ld(counters_.prefetch_async);
   s.frames = frame_count_;
   s.memory_bytes = memory_bytes_;
   s.inner_pages = inner_.load(std::memory_order_relaxed);

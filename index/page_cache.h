@@ -60,12 +60,15 @@
 #include <array>
 #include <atomic>
 #include <boost/intrusive/list.hpp>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -110,11 +113,12 @@ struct PageCacheStats {
   uint64_t prefetch_pages = 0;
   uint64_t prefetch_used = 0;
   uint64_t prefetch_wasted = 0;
-  uint32_t frames = 0;        // frame count (fixed)
-  uint32_t resident = 0;      // frames holding a page now
-  uint32_t dirty = 0;         // resident pages not yet written back
-  uint32_t inner_pages = 0;   // frames holding an inner B+tree page (kBTreeInner)
-  uint64_t memory_bytes = 0;  // frames + descriptors + page table (fixed, <= budget)
+  uint64_t prefetch_async = 0;  // PrefetchAsync calls that queued reads for the read-ahead thread
+  uint32_t frames = 0;          // frame count (fixed)
+  uint32_t resident = 0;        // frames holding a page now
+  uint32_t dirty = 0;           // resident pages not yet written back
+  uint32_t inner_pages = 0;     // frames holding an inner B+tree page (kBTreeInner)
+  uint64_t memory_bytes = 0;    // frames + descriptors + page table (fixed, <= budget)
 };
 
 // Checks a page's layout before a caller sees it: once when the page is read from the device
@@ -244,6 +248,16 @@ class PageCache {
   // frame is free. Returns the first read or verification error; failed pages are not cached.
   Status Prefetch(std::span<const uint64_t> pages, PageCheck check = nullptr);
 
+  // As Prefetch, but returns at once: the frames are claimed now (a pin of one of these pages
+  // waits on its latch for the read instead of reading it again), and the cache's read-ahead
+  // thread, started on first use, reads them with one ReadBatch (together with whatever else
+  // is queued by then), verifies each as its read completes and leaves it resident and
+  // unpinned. Pages in flight this way are capped at frames()/4 altogether. Returns how many of
+  // `pages`, from the first, are now resident or on their way (0 when the cap is reached, or
+  // no frame came free). A page whose read or check fails is not cached: its pin reads it
+  // again and gets the error.
+  uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
+
   // Moves the pinned page to id `new_page` (copy-on-write relocation): the page table entry
   // changes, the bytes stay, the page becomes dirty. The caller stamps the new block number into
   // the header. The page's epoch becomes `epoch`. A resident copy of `new_page` is stale and
@@ -347,6 +361,17 @@ class PageCache {
   // Returns a free frame (pins 1, latch reset to exclusive), evicting a batch if needed.
   // REQUIRES: lk holds mu_; may release and retake it.
   Result<Frame*> AcquireFrame(std::unique_lock<std::mutex>& lk);
+  // Claims a frame (latched exclusively, pinned, in the page table) for each page of `pages`
+  // that is not resident, up to `limit`; stops early when no frame comes free. *covered (if
+  // given) is how many of `pages`, from the first, are now resident or claimed.
+  std::vector<Frame*> ClaimForPrefetch(std::span<const uint64_t> pages, size_t limit,
+                                       size_t* covered);
+  // Reads claimed frames with one ReadBatchNotify, verifies each as it completes, and leaves
+  // it resident, unlatched and unpinned (or drops it). Returns the first error.
+  Status ReadPrefetched(std::span<Frame* const> loading, PageCheck check);
+  // The read-ahead thread's body, and its end (drains the queue first).
+  void ReadAheadLoop();
+  void StopReadAhead();
   // Seals the given frames (each latched exclusively by the caller), downgrades their latches
   // to shared, and writes them; the caller releases the shared latches.
   Status WriteBack(std::span<Frame*> frames);
@@ -369,13 +394,26 @@ class PageCache {
   std::atomic<uint32_t> dirty_{0};  // frames marked dirty
   const uint32_t inner_limit_;      // inner frames the CLOCK hand spares
 
+  // The read-ahead thread (PrefetchAsync): its queue, and the frames claimed for it and not
+  // yet read; all under ra_mu_.
+  struct ReadAheadJob {
+    std::vector<Frame*> frames;
+    PageCheck check;
+  };
+  std::mutex ra_mu_;
+  std::condition_variable ra_cv_;
+  std::deque<ReadAheadJob> ra_queue_;
+  size_t ra_claimed_ = 0;
+  bool ra_stop_ = false;
+  std::thread ra_thread_;
+
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, pages_read{0}, pages_written{0}, evictions{0},
         write_batches{0}, read_batches{0};
     std::atomic<uint64_t> batch_reads{0}, batch_pages{0}, max_batch_pages{0};
     std::array<std::atomic<uint64_t>, 8> batch_pages_log2{};
     std::atomic<uint64_t> prefetch_reads{0}, prefetch_pages{0}, prefetch_used{0},
-        prefetch_wasted{0};
+        prefetch_wasted{0}, prefetch_async{0};
   };
   mutable Counters counters_;
 };

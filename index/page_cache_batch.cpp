@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <deque>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "index/page_cache.h"
@@ -104,8 +107,8 @@ uint32_t PageCache::PinSharedBatch(std::span<const uint64_t> pages, PageCheck ch
     while (seen < m &&
            !counters_.max_batch_pages.compare_exchange_weak(seen, m, std::memory_order_relaxed)) {
     }
-    (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
-    for (size_t k = 0; k < m; k++) {
+    // Each page is verified as its read completes, while the others are still in flight.
+    auto loaded = [&](size_t k) {
       const size_t i = loads[k];
       Frame* f = frames[i];
       Status s = reqs[k].status;
@@ -120,7 +123,8 @@ uint32_t PageCache::PinSharedBatch(std::span<const uint64_t> pages, PageCheck ch
         FailLoad(f);
         statuses[i] = std::move(s);
       }
-    }
+    };
+    (void)device_->ReadBatchNotify(reqs, loaded);  // per-request statuses are checked above
   }
 
   // 4. Latch the pages found resident under the mutex. Done last: some may be loading in
@@ -144,27 +148,32 @@ uint32_t PageCache::PinSharedBatch(std::span<const uint64_t> pages, PageCheck ch
   return static_cast<uint32_t>(loads.size());
 }
 
-Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
-  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
+std::vector<PageCache::Frame*> PageCache::ClaimForPrefetch(std::span<const uint64_t> pages,
+                                                           size_t limit, size_t* covered) {
   std::vector<Frame*> loading;
-  {
-    std::unique_lock lk(mu_);
-    for (uint64_t page : pages) {
-      if (loading.size() == limit) break;
-      if (page == kNoPage || table_.Find(page) != PageTable::kNone) continue;
-      Result<Frame*> r = AcquireFrame(lk);
-      if (!r.has_value()) break;  // advisory: stop when no frame comes free
-      Frame* f = *r;
-      if (table_.Find(page) != PageTable::kNone) {
-        ReturnUnusedFrame(f);
-        continue;
-      }
-      f->page.store(page, std::memory_order_release);
-      table_.Insert(page, f->index);
-      ring_.push_back(*f);
-      loading.push_back(f);
+  size_t done = 0;
+  std::unique_lock lk(mu_);
+  for (; done < pages.size(); done++) {
+    const uint64_t page = pages[done];
+    if (page == kNoPage || table_.Find(page) != PageTable::kNone) continue;
+    if (loading.size() >= limit) break;
+    Result<Frame*> r = AcquireFrame(lk);
+    if (!r.has_value()) break;  // advisory: stop when no frame comes free
+    Frame* f = *r;
+    if (table_.Find(page) != PageTable::kNone) {
+      ReturnUnusedFrame(f);
+      continue;
     }
+    f->page.store(page, std::memory_order_release);
+    table_.Insert(page, f->index);
+    ring_.push_back(*f);
+    loading.push_back(f);
   }
+  if (covered != nullptr) *covered = done;
+  return loading;
+}
+
+Status PageCache::ReadPrefetched(std::span<Frame* const> loading, PageCheck check) {
   if (loading.empty()) return Status::OK();
   std::vector<blockdev::ReadRequest> reqs(loading.size());
   for (size_t i = 0; i < loading.size(); i++) {
@@ -173,9 +182,10 @@ Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
   }
   counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
   counters_.prefetch_reads.fetch_add(1, std::memory_order_relaxed);
-  (void)device_->ReadBatch(reqs);  // per-request statuses are checked below
   Status first;
-  for (size_t i = 0; i < loading.size(); i++) {
+  // Each page is verified and released as its read completes: a scan waiting for the first
+  // pages of a window gets them while the rest are in flight.
+  auto loaded = [&](size_t i) {
     Frame* f = loading[i];
     Status s = reqs[i].status;
     if (s.ok()) {
@@ -191,8 +201,88 @@ Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
       FailLoad(f);
       if (first.ok()) first = s;
     }
-  }
+  };
+  (void)device_->ReadBatchNotify(reqs, loaded);  // per-request statuses are checked above
   return first;
+}
+
+Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
+  const std::vector<Frame*> loading =
+      ClaimForPrefetch(pages, std::max<size_t>(1, frame_count_ / 4), nullptr);
+  return ReadPrefetched(loading, check);
+}
+
+uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck check) {
+  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
+  std::unique_lock lk(ra_mu_);
+  if (ra_stop_) return 0;
+  if (!ra_thread_.joinable()) {
+    try {
+      ra_thread_ = std::thread([this] { ReadAheadLoop(); });
+    } catch (const std::system_error&) {
+      lk.unlock();  // no thread to be had: read them now, as Prefetch does
+      size_t covered = 0;
+      const std::vector<Frame*> loading = ClaimForPrefetch(pages, limit, &covered);
+      (void)ReadPrefetched(loading, check);  // advisory, as below
+      return static_cast<uint32_t>(covered);
+    }
+  }
+  if (ra_claimed_ >= limit) return 0;  // enough in flight
+  const size_t budget = limit - ra_claimed_;
+  ra_claimed_ += budget;  // reserved while claiming (which may write back evicted pages)
+  lk.unlock();
+  // Frames are claimed here, so that a pin of one of these pages waits for its read (on the
+  // frame's latch) instead of reading it a second time.
+  size_t covered = 0;
+  std::vector<Frame*> loading = ClaimForPrefetch(pages, budget, &covered);
+  const size_t n = loading.size();
+  lk.lock();
+  ra_claimed_ -= budget - n;
+  if (n == 0) return static_cast<uint32_t>(covered);
+  ra_queue_.push_back({std::move(loading), check});
+  lk.unlock();
+  ra_cv_.notify_one();
+  counters_.prefetch_async.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<uint32_t>(covered);
+}
+
+void PageCache::ReadAheadLoop() {
+  std::unique_lock lk(ra_mu_);
+  for (;;) {
+    ra_cv_.wait(lk, [&] { return ra_stop_ || !ra_queue_.empty(); });
+    if (ra_queue_.empty()) return;  // stopping, and nothing left to read
+    // Everything queued goes out together (per check): the device sees one deep batch.
+    std::deque<ReadAheadJob> jobs;
+    jobs.swap(ra_queue_);
+    lk.unlock();
+    while (!jobs.empty()) {
+      const PageCheck check = jobs.front().check;
+      std::vector<Frame*> frames;
+      for (auto it = jobs.begin(); it != jobs.end();) {
+        if (it->check != check) {
+          ++it;
+          continue;
+        }
+        frames.insert(frames.end(), it->frames.begin(), it->frames.end());
+        it = jobs.erase(it);
+      }
+      // Advisory: a page that failed here fails again, with its error, when it is pinned.
+      (void)ReadPrefetched(frames, check);
+      lk.lock();
+      ra_claimed_ -= frames.size();
+      lk.unlock();
+    }
+    lk.lock();
+  }
+}
+
+void PageCache::StopReadAhead() {
+  {
+    std::lock_guard lk(ra_mu_);
+    ra_stop_ = true;
+  }
+  ra_cv_.notify_one();
+  if (ra_thread_.joinable()) ra_thread_.join();
 }
 
 }  // namespace vde::index
