@@ -26,13 +26,13 @@
 //
 // Counters. submissions counts io_uring_enter calls that hand the kernel new operations, and
 // waits those that only wait for completions (a batch that fits the ring takes one submission
-// and no wait; ReadBatchNotify waits for completions one at a time, so it adds waits). Both
-// mirror liburing's own decision to enter: exact without SQPOLL, while
-// with SQPOLL a wakeup of an SQ thread that falls asleep just as a batch is queued may go
-// uncounted, or be counted when another ring woke the shared SQ thread first. With SQPOLL a
-// batch enters only to wake the SQ thread and, after polling the CQ briefly, to wait for
-// completions that have not arrived. fixed_ops counts READ_FIXED/WRITE_FIXED sqes; retries
-// counts resubmissions after EAGAIN, EINTR or a short transfer.
+// and no wait; ReadBatchNotify waits for half of what is in flight at a time, so it adds a few).
+// Both mirror liburing's own decision to enter: exact without SQPOLL, while with SQPOLL a wakeup of
+// an SQ thread that falls asleep just as a batch is queued may go uncounted, or be counted when
+// another ring woke the shared SQ thread first. With SQPOLL a batch enters only to wake the SQ
+// thread and, after polling the CQ briefly, to wait for completions that have not arrived.
+// fixed_ops counts READ_FIXED/WRITE_FIXED sqes; retries counts resubmissions after EAGAIN, EINTR or
+// a short transfer.
 //
 // Thread safety: every method may be called from any number of threads at once, except the
 // destructor, which requires that no call is in progress (threads that used the device may
@@ -94,7 +94,7 @@ class IoUringBlockDevice final : public BlockDevice {
 
   // e.g. "io_uring (O_DIRECT, registered buffers, per-thread rings 4, depth 128)".
   std::string Describe() const override;
-  // Adjacent reads are merged into one IORING_OP_READV (up to 1 MiB); others go out as
+  // Adjacent reads are merged into one IORING_OP_READV (up to 256 KiB); others go out as
   // READ_FIXED where their buffer is registered.
   Status ReadBatch(std::span<ReadRequest> reqs) override;
   Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) override;

@@ -63,7 +63,7 @@ inline constexpr uint32_t kMaxOpBytes = uint32_t{1} << 30;
 // large enough for the device's best sequential transfer, small enough that a failed merged
 // read costs little to redo request by request.
 inline constexpr size_t kMaxMergedIovecs = 256;
-inline constexpr uint64_t kMaxMergedBytes = uint64_t{1} << 20;
+inline constexpr uint64_t kMaxMergedBytes = uint64_t{256} << 10;
 
 enum class ErrorKind : uint8_t {
   kIo,           // an I/O or registration failed: Status::FromErrno's mapping (IOError, NoSpace..)
@@ -162,10 +162,11 @@ class Ring {
 
   // Runs every op to completion, in as few io_uring_enter calls as the depth allows: the ring
   // is kept full, short transfers continue, EAGAIN/EINTR are retried. Each op's status is set.
-  // `path` names the file in messages; `counters` gets submissions, fixed_ops and retries.
+  // `path` names the file in messages; `counters` gets submissions, waits, fixed_ops and
+  // retries.
   // `done`, if given, is called with an op's index as soon as that op is done (status set),
-  // while others may still be in flight; the ring then waits for one completion at a time
-  // instead of for the whole batch.
+  // while others may still be in flight; the ring then waits for half of what is in flight at
+  // a time instead of for the whole batch.
   void Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
            const RequestCallback* done = nullptr);
 

@@ -257,6 +257,9 @@ class PageCache {
   // no frame came free). A page whose read or check fails is not cached: its pin reads it
   // again and gets the error.
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
+  // Waits until every read PrefetchAsync started before this call (and any queued meanwhile)
+  // has completed. For benchmarks and tests that must not overlap the read-ahead thread.
+  void WaitForReadAhead();
 
   // Moves the pinned page to id `new_page` (copy-on-write relocation): the page table entry
   // changes, the bytes stay, the page becomes dirty. The caller stamps the new block number into
@@ -402,6 +405,7 @@ class PageCache {
   };
   std::mutex ra_mu_;
   std::condition_variable ra_cv_;
+  std::condition_variable ra_idle_cv_;  // ra_claimed_ fell to 0
   std::deque<ReadAheadJob> ra_queue_;
   size_t ra_claimed_ = 0;
   bool ra_stop_ = false;

@@ -238,7 +238,10 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
   const size_t n = loading.size();
   lk.lock();
   ra_claimed_ -= budget - n;
-  if (n == 0) return static_cast<uint32_t>(covered);
+  if (n == 0) {
+    if (ra_claimed_ == 0) ra_idle_cv_.notify_all();
+    return static_cast<uint32_t>(covered);
+  }
   ra_queue_.push_back({std::move(loading), check});
   lk.unlock();
   ra_cv_.notify_one();
@@ -270,10 +273,16 @@ void PageCache::ReadAheadLoop() {
       (void)ReadPrefetched(frames, check);
       lk.lock();
       ra_claimed_ -= frames.size();
+      if (ra_claimed_ == 0) ra_idle_cv_.notify_all();
       lk.unlock();
     }
     lk.lock();
   }
+}
+
+void PageCache::WaitForReadAhead() {
+  std::unique_lock lk(ra_mu_);
+  ra_idle_cv_.wait(lk, [&] { return ra_claimed_ == 0; });
 }
 
 void PageCache::StopReadAhead() {
