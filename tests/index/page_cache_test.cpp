@@ -600,5 +600,71 @@ TEST(PageCache, PrefetchCountsUsedAndWastedPages) {
   EXPECT_EQ(st.prefetch_wasted, 4u) << "5..8 were evicted before anyone pinned them";
 }
 
+// PrefetchAsync hands the reads to the read-ahead thread: a pin right after it waits for the
+// read in flight instead of reading the page again, and every page is read once.
+TEST(PageCache, PrefetchAsyncPagesArePinnedWithoutASecondRead) {
+  auto dev = RecordingDevice::Make(kBs, 200);
+  for (uint64_t b = 1; b < 200; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 256);  // read-ahead budget: 64 frames
+  std::vector<uint64_t> want;
+  for (uint64_t b = 10; b < 50; b++) want.push_back(b);
+  want.push_back(20);  // a duplicate
+  ASSERT_EQ(cache->PrefetchAsync(want), want.size());
+  for (uint64_t b = 10; b < 50; b++) {
+    auto g = cache->PinShared(b);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    EXPECT_EQ(Tag(g->data()), b);
+  }
+  cache->WaitForReadAhead();
+  const PageCacheStats st = cache->stats();
+  EXPECT_EQ(st.misses, 0u) << "no page read twice";
+  EXPECT_EQ(st.pages_read, 40u);
+  EXPECT_EQ(st.prefetch_pages, 40u);
+  EXPECT_EQ(st.prefetch_used, 40u);
+  EXPECT_EQ(st.prefetch_async, 1u);
+  // Resident pages are covered without a read.
+  ASSERT_EQ(cache->PrefetchAsync(want), want.size());
+  cache->WaitForReadAhead();
+  EXPECT_EQ(cache->stats().pages_read, 40u);
+}
+
+// One call starts at most frames/4 reads; what it covers is a prefix of the pages asked for.
+TEST(PageCache, PrefetchAsyncStartsAtMostAQuarterOfTheFrames) {
+  auto dev = RecordingDevice::Make(kBs, 200);
+  for (uint64_t b = 1; b < 200; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 32);
+  ASSERT_TRUE(cache->PinShared(3).has_value());  // resident: covered, not read
+  std::vector<uint64_t> want;
+  for (uint64_t b = 1; b <= 20; b++) want.push_back(b);
+  EXPECT_EQ(cache->PrefetchAsync(want), 9u) << "8 reads (1, 2, 4..9) plus the resident 3";
+  cache->WaitForReadAhead();
+  EXPECT_EQ(cache->stats().prefetch_pages, 8u);
+}
+
+// A page that fails verification on the read-ahead thread is not cached: its pin reads it
+// again and gets the Corruption; the others of the batch are resident.
+TEST(PageCache, PrefetchAsyncDropsAPageThatFailsVerification) {
+  auto dev = RecordingDevice::Make(kBs, 32);
+  for (uint64_t b = 1; b < 32; b++) WritePage(dev.get(), b, b);
+  AlignedBuffer buf(kBs, 4096);
+  ASSERT_TRUE(dev->Read(5, 1, buf.span()).ok());
+  buf.data()[200] ^= std::byte{4};
+  ASSERT_TRUE(dev->Write(5, 1, buf.span()).ok());
+  auto cache = MakeCache(dev.get(), 64);
+  const std::vector<uint64_t> want = {3, 4, 5, 6, 7, 8};
+  ASSERT_EQ(cache->PrefetchAsync(want), want.size());
+  cache->WaitForReadAhead();
+  EXPECT_EQ(cache->stats().prefetch_pages, 5u);
+  EXPECT_EQ(cache->stats().resident, 5u);
+  auto g = cache->PinShared(5);
+  ASSERT_FALSE(g.has_value());
+  EXPECT_TRUE(g.status().IsCorruption()) << g.status().ToString();
+  EXPECT_NE(g.status().ToString().find("block 5 of test.vdisk"), std::string::npos)
+      << g.status().ToString();
+  const uint64_t misses = cache->stats().misses;
+  for (uint64_t b : {3, 4, 6, 7, 8}) ASSERT_TRUE(cache->PinShared(b).has_value());
+  EXPECT_EQ(cache->stats().misses, misses);
+}
+
 }  // namespace
 }  // namespace vde::index
