@@ -90,10 +90,8 @@ Status BTree::Corrupt(uint64_t block, const std::string& what) const {
                             ": btree: " + what);
 }
 
-Status BTree::CheckUsable() const {
-  if (destroyed_.load(std::memory_order_acquire))
-    return Status::InvalidArgument("btree: the tree was destroyed");
-  return Status::OK();
+Status BTree::DestroyedError() {
+  return Status::InvalidArgument("btree: the tree was destroyed");
 }
 
 Status BTree::CheckKey(std::string_view key) const {

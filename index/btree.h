@@ -213,7 +213,13 @@ class BTree {
   BTree(PageCache* cache, BlockSource* source, const BTreeOptions& options, uint64_t root,
         uint32_t height);
 
-  Status CheckUsable() const;
+  // OK unless the tree was destroyed (DropIndex). Inline: every iterator step checks it.
+  Status CheckUsable() const {
+    if (destroyed_.load(std::memory_order_acquire)) [[unlikely]]
+      return DestroyedError();
+    return Status::OK();
+  }
+  static Status DestroyedError();
   Status CheckKey(std::string_view key) const;
   Result<SharedGuard> PinShared(uint64_t page) const;
   Result<ExclusiveGuard> PinExclusive(uint64_t page) const;

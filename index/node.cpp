@@ -169,19 +169,6 @@ uint32_t Node::Head(std::string_view s) {
   return h;
 }
 
-size_t Node::PayloadOffset(uint32_t i) const {
-  const std::byte* e = entry(i);
-  if (!fixed_keys()) return GetU16(e + nl::kSlotOffset) + GetU16(e + nl::kSlotKeyLen);
-  if (fixed_payloads()) return EntryOffset(i) + key_width();
-  return GetU16(e + key_width());
-}
-
-size_t Node::PayloadLen(uint32_t i) const {
-  if (!fixed_keys()) return GetU16(entry(i) + nl::kSlotPayloadLen);
-  if (fixed_payloads()) return payload_width();
-  return GetU16(entry(i) + key_width() + 2) & ~kRefOverflowBit;
-}
-
 uint32_t Node::EntrySpaceAt(uint32_t i) const {
   switch (encoding()) {
     case NodeEncoding::kVariable:
@@ -192,13 +179,6 @@ uint32_t Node::EntrySpaceAt(uint32_t i) const {
       break;
   }
   return entry_size();
-}
-
-void Node::CopyKey(uint32_t i, std::string* out) const {
-  std::string_view pre = prefix(), suf = suffix(i);
-  out->resize(pre.size() + suf.size());
-  std::memcpy(out->data(), pre.data(), pre.size());
-  std::memcpy(out->data() + pre.size(), suf.data(), suf.size());
 }
 
 int Node::CompareKey(uint32_t i, std::string_view key) const {

@@ -68,6 +68,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -265,7 +266,12 @@ class Node {
   }
   size_t key_size(uint32_t i) const { return prefix_len() + suffix(i).size(); }
   // *out = the full key of slot i (prefix + suffix).
-  void CopyKey(uint32_t i, std::string* out) const;
+  void CopyKey(uint32_t i, std::string* out) const {
+    const std::string_view pre = prefix(), suf = suffix(i);
+    out->resize(pre.size() + suf.size());
+    std::memcpy(out->data(), pre.data(), pre.size());
+    std::memcpy(out->data() + pre.size(), suf.data(), suf.size());
+  }
   // Compares the full key of slot i with `key`.
   int CompareKey(uint32_t i, std::string_view key) const;
   // Inner nodes: the child of slot i; i == count() is upper_child().
@@ -319,8 +325,19 @@ class Node {
   uint32_t ArrayEnd(uint32_t n) const { return node_layout::kSlots + n * entry_size(); }
   size_t EntryOffset(uint32_t i) const { return node_layout::kSlots + i * entry_size(); }
   const std::byte* entry(uint32_t i) const { return p_ + EntryOffset(i); }
-  size_t PayloadOffset(uint32_t i) const;
-  size_t PayloadLen(uint32_t i) const;
+  // Inline: the iterator calls these for every entry it steps over.
+  size_t PayloadOffset(uint32_t i) const {
+    const std::byte* e = entry(i);
+    if (!fixed_keys())
+      return GetU16(e + node_layout::kSlotOffset) + GetU16(e + node_layout::kSlotKeyLen);
+    if (fixed_payloads()) return EntryOffset(i) + key_width();
+    return GetU16(e + key_width());
+  }
+  size_t PayloadLen(uint32_t i) const {
+    if (!fixed_keys()) return GetU16(entry(i) + node_layout::kSlotPayloadLen);
+    if (fixed_payloads()) return payload_width();
+    return GetU16(entry(i) + key_width() + 2) & ~kRefOverflowBit;
+  }
   std::string_view Bytes(size_t off, size_t len) const {
     return {reinterpret_cast<const char*>(p_) + off, len};
   }
