@@ -773,10 +773,12 @@ void BM_Cold_ScanRandom(benchmark::State& state) {
   std::vector<blockdev::ReadRequest> reqs;
   std::mt19937_64 rng(13);
   std::vector<Baseline> b;
+  // At the read-ahead depth: the window's reads (split by the ring's depth, as the scan's are).
+  const auto depth = static_cast<uint32_t>(state.range(0));
   b.push_back({"rand4K", [&](uint64_t pages, uint64_t* bytes) -> Status {
-                 for (uint64_t done = 0; done < pages; done += 64) {
-                   VDE_RETURN_IF_ERROR(DeviceRandomBatch(e, e.rnd.range, 64, rng, &reqs));
-                   *bytes += 64 * 4096;
+                 for (uint64_t done = 0; done < pages; done += depth) {
+                   VDE_RETURN_IF_ERROR(DeviceRandomBatch(e, e.rnd.range, depth, rng, &reqs));
+                   *bytes += uint64_t{depth} * 4096;
                  }
                  return Status::OK();
                }});

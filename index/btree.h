@@ -79,10 +79,11 @@ struct IteratorOptions {
   // Keys >= lower_bound and < upper_bound; an empty string means unbounded.
   std::string lower_bound;
   std::string upper_bound;
-  // Read-ahead: once a scan has crossed two leaves in one direction, each further crossing that
-  // finds the next leaf not yet read ahead reads a window of the following leaves (found through
-  // the parent pages) with one batch, the window doubling from 2 up to this many leaves (and at
-  // most frames/8 of the cache). A Seek or a change of direction starts over. 0 turns it off.
+  // Read-ahead: once a scan has crossed two leaves in one direction, it keeps the next window
+  // of leaves (found through the parent pages) requested from the cache's read-ahead threads
+  // beyond the one it walks, the window doubling from 2 up to this many leaves, or 4 times as
+  // many while the leaves lie in sequence on disk (read then in a few large requests); at most
+  // frames/8 of the cache. A Seek or a change of direction starts over. 0 turns it off.
   uint32_t readahead_max = 64;
 };
 
@@ -373,6 +374,7 @@ class BTree::Iterator {
   uint32_t ra_run_ = 0;
   uint32_t ra_window_ = 0;
   uint32_t ra_ahead_ = 0;
+  bool ra_sequential_ = false;  // the last window's leaves lay in sequence on disk
 };
 
 }  // namespace vde::index

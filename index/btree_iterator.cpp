@@ -7,10 +7,12 @@
 // each (path_), so the iterator knows where its leaf sits among its parent's children. Once a
 // scan has stepped over kReadAheadAfter leaves in one direction, a step whose target was not
 // read ahead collects the next `window` leaves from the parent's child list (moving on through
-// the grandparent, and higher, at the parent's end) and reads the missing ones with one
-// PageCache::Prefetch; the window doubles from kFirstWindow up to IteratorOptions::readahead_max
-// (capped at frames/8, so read-ahead never floods the cache). A Seek or a change of direction
-// starts over; Get and MultiGet never read ahead.
+// the grandparent, and higher, at the parent's end) and hands the missing ones to the cache's
+// read-ahead threads (PageCache::PrefetchAsync); the window doubles from kFirstWindow up to
+// IteratorOptions::readahead_max, or kSequentialFactor times that while the leaves lie in
+// sequence on disk (capped at frames/8, so read-ahead never floods the cache). The iterator keeps
+// one window requested beyond the one it walks, so the next is read while this one is used. A
+// Seek or a change of direction starts over; Get and MultiGet never read ahead.
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -25,6 +27,9 @@ namespace {
 
 constexpr uint32_t kReadAheadAfter = 2;
 constexpr uint32_t kFirstWindow = 2;
+// How much larger a window may grow when its leaves lie in sequence on disk (at least 3 in 4
+// adjacent to the one before).
+constexpr uint32_t kSequentialFactor = 4;
 
 void RaiseMax(std::atomic<uint64_t>& max, uint64_t v) {
   uint64_t seen = max.load(std::memory_order_relaxed);
@@ -97,6 +102,7 @@ void BTree::Iterator::ResetReadAhead() {
   ra_run_ = 0;
   ra_window_ = 0;
   ra_ahead_ = 0;
+  ra_sequential_ = false;
 }
 
 void BTree::Iterator::NoteLeafStep(int dir) {
@@ -116,7 +122,10 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   // Keep at least one window requested beyond the target, so that the read-ahead thread
   // reads the next window while the scan walks this one.
   if (target_requested && ra_ahead_ >= ra_window_) return;
-  const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
+  // Leaves that lie next to each other on disk are read in a few large requests: windows of
+  // them may grow to kSequentialFactor times the limit at the same cost in device requests.
+  const uint32_t limit = options_.readahead_max * (ra_sequential_ ? kSequentialFactor : 1);
+  const uint32_t max = std::min(limit, std::max(1u, tree_->cache_->frames() / 8));
   const uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);
   // Leaves from the target on: those already requested (the target and ra_ahead_ after it),
   // then the new window.
@@ -125,6 +134,11 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   CollectLeaves(dir, skip + window, &leaves);
   if (leaves.size() <= skip) return;
   const std::span<const uint64_t> fresh(leaves.data() + skip, leaves.size() - skip);
+  size_t adjacent = 0;
+  for (size_t i = 1; i < fresh.size(); i++) {
+    adjacent += dir > 0 ? fresh[i] == fresh[i - 1] + 1 : fresh[i] + 1 == fresh[i - 1];
+  }
+  ra_sequential_ = fresh.size() >= 2 && adjacent * 4 >= (fresh.size() - 1) * 3;
   // Advisory: a leaf that fails here fails again, with its error, when the scan pins it.
   const uint32_t covered = tree_->cache_->PrefetchAsync(fresh, &ValidateNode);
   if (covered == 0) return;  // the cache has enough in flight: try again at the next step

@@ -259,6 +259,7 @@ Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* devi
     return Status::NoSpace(device->path() + ": cannot allocate a page cache of " +
                            std::to_string(options.budget_bytes) + " bytes");
   }
+  cache->ra_thread_count_ = std::min<uint32_t>(options.readahead_threads, 8);
   cache->memory_bytes_ = n * bs + n * sizeof(Frame) + capacity * PageTable::kSlotBytes;
   assert(cache->memory_bytes_ <= options.budget_bytes);
   if (options.register_memory) VDE_RETURN_IF_ERROR(device->RegisterMemory(cache->buffer_.span()));

@@ -91,6 +91,10 @@ struct PageCacheOptions {
   // Eviction spares inner B+tree pages (block type kBTreeInner) while they hold at most this
   // share of the frames, in percent; 0 treats them like any other page.
   uint32_t inner_share_percent = 50;
+  // Threads that run PrefetchAsync's reads (started on first use). Two keep one window's reads
+  // in flight while the other's pages are being verified; 0 makes PrefetchAsync read in the
+  // calling thread, as Prefetch does. At most 8.
+  uint32_t readahead_threads = 2;
 };
 
 struct PageCacheStats {
@@ -250,12 +254,12 @@ class PageCache {
 
   // As Prefetch, but returns at once: the frames are claimed now (a pin of one of these pages
   // waits on its latch for the read instead of reading it again), and the cache's read-ahead
-  // thread, started on first use, reads them with one ReadBatch (together with whatever else
-  // is queued by then), verifies each as its read completes and leaves it resident and
-  // unpinned. Pages in flight this way are capped at frames()/4 altogether. Returns how many of
-  // `pages`, from the first, are now resident or on their way (0 when the cap is reached, or
-  // no frame came free). A page whose read or check fails is not cached: its pin reads it
-  // again and gets the error.
+  // threads (PageCacheOptions::readahead_threads, started on first use) read them: one thread
+  // takes everything queued by then, reads it with one ReadBatch, verifies each page as its
+  // read completes and leaves it resident and unpinned. Pages in flight this way are capped at
+  // frames()/4 altogether. Returns how many of `pages`, from the first, are now resident or on
+  // their way (0 when the cap is reached, or no frame came free). A page whose read or check fails
+  // is not cached: its pin reads it again and gets the error.
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
   // Waits until every read PrefetchAsync started before this call (and any queued meanwhile)
   // has completed. For benchmarks and tests that must not overlap the read-ahead thread.
@@ -409,7 +413,8 @@ class PageCache {
   std::deque<ReadAheadJob> ra_queue_;
   size_t ra_claimed_ = 0;
   bool ra_stop_ = false;
-  std::thread ra_thread_;
+  uint32_t ra_thread_count_ = 0;         // PageCacheOptions::readahead_threads
+  std::vector<std::thread> ra_threads_;  // started by the first PrefetchAsync
 
   struct Counters {
     std::atomic<uint64_t> hits{0}, misses{0}, pages_read{0}, pages_written{0}, evictions{0},

@@ -216,16 +216,21 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
   const size_t limit = std::max<size_t>(1, frame_count_ / 4);
   std::unique_lock lk(ra_mu_);
   if (ra_stop_) return 0;
-  if (!ra_thread_.joinable()) {
+  while (ra_threads_.size() < ra_thread_count_) {
     try {
-      ra_thread_ = std::thread([this] { ReadAheadLoop(); });
+      ra_threads_.emplace_back([this] { ReadAheadLoop(); });
     } catch (const std::system_error&) {
-      lk.unlock();  // no thread to be had: read them now, as Prefetch does
-      size_t covered = 0;
-      const std::vector<Frame*> loading = ClaimForPrefetch(pages, limit, &covered);
-      (void)ReadPrefetched(loading, check);  // advisory, as below
-      return static_cast<uint32_t>(covered);
+      ra_thread_count_ = static_cast<uint32_t>(ra_threads_.size());  // make do with these
+      break;
     }
+  }
+  if (ra_threads_.empty()) {
+    // No read-ahead thread (none configured, or none to be had): read them now, as Prefetch.
+    lk.unlock();
+    size_t covered = 0;
+    const std::vector<Frame*> loading = ClaimForPrefetch(pages, limit, &covered);
+    (void)ReadPrefetched(loading, check);  // advisory, as below
+    return static_cast<uint32_t>(covered);
   }
   if (ra_claimed_ >= limit) return 0;  // enough in flight
   const size_t budget = limit - ra_claimed_;
@@ -290,8 +295,8 @@ void PageCache::StopReadAhead() {
     std::lock_guard lk(ra_mu_);
     ra_stop_ = true;
   }
-  ra_cv_.notify_one();
-  if (ra_thread_.joinable()) ra_thread_.join();
+  ra_cv_.notify_all();
+  for (std::thread& t : ra_threads_) t.join();
 }
 
 }  // namespace vde::index
