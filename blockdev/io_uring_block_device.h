@@ -26,13 +26,13 @@
 //
 // Counters. submissions counts io_uring_enter calls that hand the kernel new operations, and
 // waits those that only wait for completions (a batch that fits the ring takes one submission
-// and no wait; ReadBatchNotify waits for half of what is in flight at a time, so it adds a few).
-// Both mirror liburing's own decision to enter: exact without SQPOLL, while with SQPOLL a wakeup of
-// an SQ thread that falls asleep just as a batch is queued may go uncounted, or be counted when
-// another ring woke the shared SQ thread first. With SQPOLL a batch enters only to wake the SQ
-// thread and, after polling the CQ briefly, to wait for completions that have not arrived.
-// fixed_ops counts READ_FIXED/WRITE_FIXED sqes; retries counts resubmissions after EAGAIN, EINTR or
-// a short transfer.
+// and no wait; ReadBatchNotify waits for a quarter of what is in flight at a time, so it adds a
+// few). Both mirror liburing's own decision to enter: exact without SQPOLL, while with SQPOLL a
+// wakeup of an SQ thread that falls asleep just as a batch is queued may go uncounted, or be
+// counted when another ring woke the shared SQ thread first. With SQPOLL a batch enters only to
+// wake the SQ thread and, after polling the CQ briefly, to wait for completions that have not
+// arrived. fixed_ops counts READ_FIXED/WRITE_FIXED sqes; retries counts resubmissions after EAGAIN,
+// EINTR or a short transfer.
 //
 // Thread safety: every method may be called from any number of threads at once, except the
 // destructor, which requires that no call is in progress (threads that used the device may

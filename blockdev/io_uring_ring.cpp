@@ -456,11 +456,15 @@ void Ring::Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& cou
     if (broken_ || in_flight == 0) break;
 
     // Submit and wait: for one completion while more remain to queue (to keep the ring full),
-    // for all of them once everything is queued; not at all if some are already there.
+    // for all of them once everything is queued; not at all if some are already there. With
+    // `done`, for a quarter of what is in flight: the caller works on the first completions
+    // while the rest are still being read, in a few enters rather than one per completion.
     const bool more = !retry_.empty() || next < ops.size();
+    const auto all = static_cast<unsigned>(in_flight);
     const unsigned wait_nr = io_uring_cq_ready(&ring_) > 0 ? 0
-                             : (more || done != nullptr)   ? 1
-                                                           : static_cast<unsigned>(in_flight);
+                             : more                        ? 1
+                             : done != nullptr             ? std::max(1u, all / 4)
+                                                           : all;
     const int r = Enter(wait_nr, counters);
     if (r < 0) {
       if (!IsTransient(r) || ++enter_stalls > kMaxEnterStalls) {

@@ -165,7 +165,7 @@ class Ring {
   // `path` names the file in messages; `counters` gets submissions, waits, fixed_ops and
   // retries.
   // `done`, if given, is called with an op's index as soon as that op is done (status set),
-  // while others may still be in flight; the ring then waits for half of what is in flight at
+  // while others may still be in flight; the ring then waits for a quarter of what is in flight at
   // a time instead of for the whole batch.
   void Run(std::span<IoOp> ops, const std::string& path, DeviceCounters& counters,
            const RequestCallback* done = nullptr);
