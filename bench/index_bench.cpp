@@ -20,11 +20,14 @@
 //                                  8 at a time: ratio_vs_device; 4 KiB 64 at a time and 256 KiB
 //                                  one at a time for information)
 //   BM_Cold_ScanRandom/readahead:N a full scan of the random-order tree, against random 4 KiB
-//                                  device reads of its blocks, 64 at a time: ratio_vs_device
+//                                  device reads of its blocks, N at a time: ratio_vs_device
 // Every Cold benchmark prints ratio_vs_device, the figure to quote (with
-// --benchmark_repetitions, its median), and splits its time per key or page into time spent in
-// the device's reads (io_us) and the rest (non_io_us: verification, search, copying), beside the
-// baselines' own time, CPU time and run-queue wait. Run them alone with
+// --benchmark_repetitions, its median), and splits the time of the benchmark's thread per key
+// or page into time spent in the device's reads (io_us) and the rest (non_io_us: verification,
+// search, copying, waiting for pages the read-ahead threads are reading), beside the
+// baselines' own time, CPU time and run-queue wait. Reads made by the cache's read-ahead
+// threads overlap the scan and are not in io_us; a scan's time includes finishing the
+// read-ahead it started (PageCache::WaitForReadAhead before each pause). Run them alone with
 // --benchmark_filter=Cold; bench/read_path_figures.sh runs them with the store's figures.
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
@@ -765,7 +768,7 @@ BENCHMARK(BM_Cold_ScanSeq)
     ->Unit(benchmark::kMillisecond);
 
 // The tree loaded in random order (its leaves scattered over its blocks), against the device
-// reading random 4 KiB blocks of the same range 64 at a time, the read-ahead window (the
+// reading random 4 KiB blocks of the same range N at a time, N the read-ahead window (the
 // target: >= 0.7x).
 void BM_Cold_ScanRandom(benchmark::State& state) {
   FileEnv& e = FileEnv::Get();
