@@ -48,8 +48,10 @@
 // Ownership: the device must be alive whenever the cache is used; the cache must outlive every
 // guard. With PageCacheOptions::register_memory (the default) the frames are registered with the
 // device, and a registered region must outlive the device: destroy the device before the cache.
-// The cache does not write back dirty pages on destruction: call FlushAll first (vde's
-// checkpoint does).
+// Reads started by PrefetchAsync use the device until they complete, on the read-ahead threads,
+// and the destructor finishes any still queued: call WaitForReadAhead before destroying the
+// device first. The cache does not write back dirty pages on destruction: call
+// FlushAll first (vde's checkpoint does).
 //
 // Errors: pins return the device's error for a failed read, Corruption ("block B of <path>:
 // ...") for a page that fails verification, Busy when every frame stays pinned (for 20 ms),
