@@ -110,18 +110,10 @@ Status FileBlockDevice::Transfer(bool is_write, uint64_t block, uint64_t count,
     }
     done += static_cast<uint64_t>(n);
     if (done < total) counters_.retries.fetch_add(1, std::memory_order_relaxed);
-    // Step the iovecs past what was transferred.
-    auto left = static_cast<size_t>(n);
-    while (left > 0 && idx < iov.size()) {
-      if (left >= iov[idx].iov_len) {
-        left -= iov[idx].iov_len;
-        ++idx;
-      } else {
-        iov[idx].iov_base = static_cast<std::byte*>(iov[idx].iov_base) + left;
-        iov[idx].iov_len -= left;
-        left = 0;
-      }
-    }
+    iovec* next = iov.data() + idx;
+    size_t left = iov.size() - idx;
+    SkipIovecBytes(&next, &left, static_cast<size_t>(n));
+    idx = iov.size() - left;
   }
   return Status::OK();
 }

@@ -434,62 +434,56 @@ Status IoUringBlockDevice::WithRing(Fn&& fn) {
   return Status::OK();
 }
 
-template <typename Req>
-Status IoUringBlockDevice::RunBatch(std::span<Req> reqs, bool is_write) {
+Status IoUringBlockDevice::RunWrites(std::span<WriteRequest> reqs) {
   counters_.batches.fetch_add(1, std::memory_order_relaxed);
   size_t valid = 0;
-  for (Req& r : reqs) {
-    r.status = CheckRequest(r.block, r.count, r.buf, is_write);
+  for (WriteRequest& r : reqs) {
+    r.status = CheckRequest(r.block, r.count, r.buf, true);
     if (r.status.ok()) ++valid;
   }
   if (valid > 0) {
-    const uint64_t bs = block_size();
     Status s = WithRing([&](uring::Ring& ring) {
       std::vector<uring::IoOp>& ops = ring.scratch();
       ops.clear();
       ops.reserve(valid);
       for (size_t i = 0; i < reqs.size(); ++i) {
-        const Req& r = reqs[i];
-        if (!r.status.ok()) continue;
-        uring::IoOp op;
-        op.kind = is_write ? uring::OpKind::kWrite : uring::OpKind::kRead;
-        op.block = r.block;
-        op.count = r.count;
-        op.req = i;
-        op.offset = r.block * bs;
+        const WriteRequest& r = reqs[i];
         // The kernel only reads a write's buffer; IoOp is shared by both directions.
-        op.addr = const_cast<std::byte*>(r.buf);
-        op.remaining = uint64_t{r.count} * bs;
-        ops.push_back(std::move(op));
+        if (r.status.ok())
+          ops.push_back(PlainOp(true, r.block, r.count, i, const_cast<std::byte*>(r.buf)));
       }
-      if (is_write) {
-        uring::RunInRequestOrder(ring, ops, path(), counters_);
-      } else {
-        ring.Run(ops, path(), counters_);
-      }
+      uring::RunInRequestOrder(ring, ops, path(), counters_);
       for (const uring::IoOp& op : ops) {
         reqs[op.req].status = op.status;
         if (!op.status.ok()) continue;
-        if (is_write) {
-          counters_.writes.fetch_add(1, std::memory_order_relaxed);
-          counters_.blocks_written.fetch_add(op.count, std::memory_order_relaxed);
-        } else {
-          counters_.reads.fetch_add(1, std::memory_order_relaxed);
-          counters_.blocks_read.fetch_add(op.count, std::memory_order_relaxed);
-        }
+        counters_.writes.fetch_add(1, std::memory_order_relaxed);
+        counters_.blocks_written.fetch_add(op.count, std::memory_order_relaxed);
       }
       ops.clear();
     });
     if (!s.ok()) {
-      for (Req& r : reqs) {
+      for (WriteRequest& r : reqs) {
         if (r.status.ok()) r.status = s;
       }
     }
   }
-  for (const Req& r : reqs) {
+  for (const WriteRequest& r : reqs) {
     if (!r.status.ok()) return r.status;
   }
   return Status::OK();
+}
+
+uring::IoOp IoUringBlockDevice::PlainOp(bool is_write, uint64_t block, uint32_t count, size_t req,
+                                        std::byte* buf) const {
+  uring::IoOp op;
+  op.kind = is_write ? uring::OpKind::kWrite : uring::OpKind::kRead;
+  op.block = block;
+  op.count = count;
+  op.req = req;
+  op.offset = block * block_size();
+  op.addr = buf;
+  op.remaining = uint64_t{count} * block_size();
+  return op;
 }
 
 Status IoUringBlockDevice::ReadBatch(std::span<ReadRequest> reqs) {
@@ -548,16 +542,10 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
           bytes += uint64_t{r.count} * bs;
           ++e;
         }
-        uring::IoOp op;
-        op.kind = uring::OpKind::kRead;
-        op.block = first.block;
-        op.count = static_cast<uint32_t>(end - first.block);
-        op.req = k;
-        op.offset = first.block * bs;
-        op.remaining = bytes;
-        if (e - k == 1) {
-          op.addr = first.buf;
-        } else {
+        uring::IoOp op =
+            PlainOp(false, first.block, static_cast<uint32_t>(end - first.block), k, first.buf);
+        if (e - k > 1) {  // a merged read: READV into each request's buffer
+          op.addr = nullptr;
           op.iov = iov.data() + iov.size();
           op.iov_count = static_cast<uint32_t>(e - k);
           op.req_count = static_cast<uint32_t>(e - k);
@@ -589,18 +577,8 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
       ops.clear();
       if (redo.empty() || ring.broken()) return;
       // Redo failed merged reads request by request, so each gets its own status.
-      for (size_t i : redo) {
-        const ReadRequest& r = reqs[i];
-        uring::IoOp op;
-        op.kind = uring::OpKind::kRead;
-        op.block = r.block;
-        op.count = r.count;
-        op.req = i;
-        op.offset = r.block * bs;
-        op.addr = r.buf;
-        op.remaining = uint64_t{r.count} * bs;
-        ops.push_back(op);
-      }
+      for (size_t i : redo)
+        ops.push_back(PlainOp(false, reqs[i].block, reqs[i].count, i, reqs[i].buf));
       redo.clear();
       ring.Run(ops, path(), counters_);
       for (const uring::IoOp& op : ops) finish(op.req, op.status);
@@ -622,7 +600,7 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
 }
 
 Status IoUringBlockDevice::WriteBatch(std::span<WriteRequest> reqs) {
-  return RunBatch(reqs, /*is_write=*/true);
+  return RunWrites(reqs);
 }
 
 Status IoUringBlockDevice::Flush() {

@@ -63,6 +63,7 @@ namespace vde::blockdev {
 namespace uring {
 class RingPool;
 class Ring;
+struct IoOp;
 }  // namespace uring
 
 class IoUringBlockDevice final : public BlockDevice {
@@ -119,8 +120,10 @@ class IoUringBlockDevice final : public BlockDevice {
   // The body of ReadBatch and ReadBatchNotify (`done` may be null).
   Status RunReads(std::span<ReadRequest> reqs, const RequestCallback* done);
   // The body of WriteBatch.
-  template <typename Req>
-  Status RunBatch(std::span<Req> reqs, bool is_write);
+  Status RunWrites(std::span<WriteRequest> reqs);
+  // An op for `count` blocks from `block` to or from the contiguous `buf`, for request `req`.
+  uring::IoOp PlainOp(bool is_write, uint64_t block, uint32_t count, size_t req,
+                      std::byte* buf) const;
 
   UniqueFd fd_;
   const bool direct_;

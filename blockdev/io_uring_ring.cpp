@@ -1,5 +1,7 @@
 #include "blockdev/io_uring_ring.h"
 
+#include "blockdev/posix_file.h"
+
 #include <algorithm>
 #include <cassert>
 #include <cerrno>
@@ -377,19 +379,9 @@ void Ring::Complete(IoOp& op, size_t index, int res, const std::string& path,
   if (op.iov == nullptr) {
     op.addr += got;
   } else {
-    // Step the iovecs past what was transferred.
-    size_t left = got;
-    while (left > 0 && op.iov_count > 0) {
-      if (left >= op.iov->iov_len) {
-        left -= op.iov->iov_len;
-        ++op.iov;
-        --op.iov_count;
-      } else {
-        op.iov->iov_base = static_cast<std::byte*>(op.iov->iov_base) + left;
-        op.iov->iov_len -= left;
-        left = 0;
-      }
-    }
+    size_t n = op.iov_count;
+    SkipIovecBytes(&op.iov, &n, got);
+    op.iov_count = static_cast<uint32_t>(n);
   }
   if (op.remaining == 0) {
     op.done = true;

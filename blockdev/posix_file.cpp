@@ -217,4 +217,18 @@ Status GrowFile(int fd, const std::string& path, bool is_block_device, uint64_t 
   return Status::OK();
 }
 
+void SkipIovecBytes(iovec** iov, size_t* count, size_t n) {
+  while (n > 0 && *count > 0) {
+    iovec& v = **iov;
+    if (n < v.iov_len) {
+      v.iov_base = static_cast<std::byte*>(v.iov_base) + n;
+      v.iov_len -= n;
+      return;
+    }
+    n -= v.iov_len;
+    ++*iov;
+    --*count;
+  }
+}
+
 }  // namespace vde::blockdev

@@ -1,9 +1,14 @@
 // POSIX file plumbing shared by FileBlockDevice and IoUringBlockDevice: a move-only fd owner, the
 // one place that opens a device file (create, O_DIRECT with fallback, size and alignment checks),
-// and growing a file. Nothing here is Linux-only outside an #ifdef.
+// growing a file, and stepping iovecs past a short vectored transfer. Nothing here is Linux-only
+// outside an #ifdef.
 //
 // Thread-safe: functions hold no state; a UniqueFd is owned by one object.
 #pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
 
 #include <cstdint>
 #include <string>
@@ -65,5 +70,9 @@ Result<DeviceFile> OpenDeviceFile(const std::string& path, const DeviceOptions& 
 // ftruncate. A block device cannot grow (NotSupported).
 Status GrowFile(int fd, const std::string& path, bool is_block_device, uint64_t old_bytes,
                 uint64_t new_bytes);
+
+// Steps the `*count` iovecs at `*iov` past `n` bytes a vectored transfer moved: whole iovecs
+// are dropped, a partly transferred one is shortened from the front.
+void SkipIovecBytes(iovec** iov, size_t* count, size_t n);
 
 }  // namespace vde::blockdev

@@ -57,8 +57,9 @@ bool FrameLatch::TryLockExclusive() {
 // std::atomic::wait) while the latch is held exclusively: that is a page being read from the
 // device (often by the read-ahead thread), which can take a while. Shared holders are waited
 // out by spinning and yielding, since UnlockShared does not wake sleepers.
-void FrameLatch::LockShared() {
-  for (int i = 0; !TryLockShared(); i++) {
+template <typename TryLock>
+void FrameLatch::WaitFor(TryLock try_lock) {
+  for (int i = 0; !try_lock(); i++) {
     const uint64_t w = Load();
     if (i >= kSleepAfter && StateOf(w) == kLocked) {
       word_.wait(w, std::memory_order_acquire);
@@ -68,15 +69,12 @@ void FrameLatch::LockShared() {
   }
 }
 
+void FrameLatch::LockShared() {
+  WaitFor([this] { return TryLockShared(); });
+}
+
 void FrameLatch::LockExclusive() {
-  for (int i = 0; !TryLockExclusive(); i++) {
-    const uint64_t w = Load();
-    if (i >= kSleepAfter && StateOf(w) == kLocked) {
-      word_.wait(w, std::memory_order_acquire);
-    } else {
-      Backoff(i);
-    }
-  }
+  WaitFor([this] { return TryLockExclusive(); });
 }
 
 void FrameLatch::UnlockShared() {

@@ -158,6 +158,10 @@ class FrameLatch {
   void ResetUnlockedExclusive();  // evicted/free -> locked exclusively (frame reuse)
 
  private:
+  // Retries try_lock until it succeeds (LockShared, LockExclusive): see page_cache.cpp.
+  template <typename TryLock>
+  void WaitFor(TryLock try_lock);
+
   std::atomic<uint64_t> word_{kEvicted};
 };
 
