@@ -731,32 +731,23 @@ void BM_Cold_ScanSeq(benchmark::State& state) {
   // Half the tree away from the scan, so that neither reads what the other has just read (the
   // host may cache the file).
   const uint64_t half = e.seq.range.first + e.seq.range.blocks() / 2;
-  uint64_t next1m = half, next4k = half, next256k = half;
+  uint64_t next[3] = {half, half, half};  // where each baseline reads next
+  // A baseline reading batches of `per_batch` requests of `blocks` blocks each, sequentially.
+  auto sequential = [&](const char* name, uint32_t blocks, uint32_t per_batch, uint64_t* at) {
+    return Baseline{name, [&, blocks, per_batch, at](uint64_t pages, uint64_t* bytes) -> Status {
+                      const uint64_t batch = uint64_t{blocks} * per_batch;
+                      for (uint64_t done = 0; done < pages; done += batch) {
+                        VDE_RETURN_IF_ERROR(
+                            DeviceSequentialBatch(e, e.seq.range, blocks, per_batch, at, &reqs));
+                        *bytes += batch * 4096;
+                      }
+                      return Status::OK();
+                    }};
+  };
   std::vector<Baseline> b;
-  b.push_back({"seq1M", [&](uint64_t pages, uint64_t* bytes) -> Status {
-                 for (uint64_t done = 0; done < pages; done += 2048) {
-                   VDE_RETURN_IF_ERROR(
-                       DeviceSequentialBatch(e, e.seq.range, 256, 8, &next1m, &reqs));
-                   *bytes += 8 << 20;
-                 }
-                 return Status::OK();
-               }});
-  b.push_back({"seq4K", [&](uint64_t pages, uint64_t* bytes) -> Status {
-                 for (uint64_t done = 0; done < pages; done += 64) {
-                   VDE_RETURN_IF_ERROR(
-                       DeviceSequentialBatch(e, e.seq.range, 1, 64, &next4k, &reqs));
-                   *bytes += 64 * 4096;
-                 }
-                 return Status::OK();
-               }});
-  b.push_back({"seq256K", [&](uint64_t pages, uint64_t* bytes) -> Status {
-                 for (uint64_t done = 0; done < pages; done += 64) {
-                   VDE_RETURN_IF_ERROR(
-                       DeviceSequentialBatch(e, e.seq.range, 64, 1, &next256k, &reqs));
-                   *bytes += 64 * 4096;
-                 }
-                 return Status::OK();
-               }});
+  b.push_back(sequential("seq1M", 256, 8, &next[0]));
+  b.push_back(sequential("seq4K", 1, 64, &next[1]));
+  b.push_back(sequential("seq256K", 64, 1, &next[2]));
   ColdScan(state, e.seq, e.rnd.range, std::move(b));
 }
 BENCHMARK(BM_Cold_ScanSeq)
