@@ -349,7 +349,7 @@ Status BTree::Put(std::string_view key, std::string_view value) {
   }
   std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
-  modifications_.fetch_add(1, std::memory_order_relaxed);
+  WriteScope change(this);
   if (value.size() <= max_inline_) return PutPayload(key, value, 0);
   // Written before the leaf changes, to blocks new in this generation: a failure below leaves
   // nothing pointing at them, and we give them back.
@@ -415,7 +415,7 @@ Status BTree::Delete(std::string_view key) {
   bool found;
   uint32_t pos = Node(leaf.data().data(), block_size_).LowerBound(key, &found);
   if (!found) return Status::NotFound("btree: key not found");
-  modifications_.fetch_add(1, std::memory_order_relaxed);
+  WriteScope change(this);
   VDE_ASSIGN_OR_RETURN(leaf, MakeWritable(&path, std::move(leaf)));
   MutableNode n(leaf.data().data(), block_size_);
   std::optional<OverflowRef> old;

@@ -276,8 +276,12 @@ class BTree {
   std::atomic<uint64_t> root_;
   std::atomic<uint32_t> height_;
   std::atomic<bool> destroyed_{false};
-  // Bumped by every change; an iterator whose leaf copy is older re-seeks.
+  // A sequence count of changes: a writer makes it odd before it touches a page and even again
+  // once the change is complete (WriteScope, btree.cpp). An iterator whose leaf copy is older
+  // re-seeks; one that read pages while it stayed even and unchanged read them as of one
+  // moment between changes.
   std::atomic<uint64_t> modifications_{0};
+  class WriteScope;
   // Splits by SplitKind (written under mu_ held exclusively, read by GetStats).
   std::array<std::atomic<uint64_t>, 3> splits_{};
   // Serializes writers (and snapshot creation, GetStats, Verify, FlushAll, Destroy).
@@ -295,6 +299,21 @@ class BTree {
   struct MultiGetRun;  // one MultiGet call (btree_multiget.cpp)
 
   friend class Iterator;
+};
+
+// Marks a change in progress in modifications_ (odd) for its lifetime. Writers hold write_mu_.
+class BTree::WriteScope {
+ public:
+  explicit WriteScope(BTree* t) : t_(t) {
+    // Ordered before the change's page writes, which readers acquire through the latches.
+    t_->modifications_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~WriteScope() { t_->modifications_.fetch_add(1, std::memory_order_release); }
+  WriteScope(const WriteScope&) = delete;
+  WriteScope& operator=(const WriteScope&) = delete;
+
+ private:
+  BTree* t_;
 };
 
 // Positions over the tree's keys in order, within IteratorOptions' bounds. With a
@@ -338,6 +357,10 @@ class BTree::Iterator {
   void CopyLeaf(const SharedGuard& leaf);
   // DescendShared that also records path_ (btree_iterator.cpp).
   Result<SharedGuard> Descend(std::string_view key, Descent how);
+  // The leaf next to the current one in direction dir, through the parent the last descent
+  // went through, when no change to the tree may have moved it; false (nothing pinned) when
+  // the caller must descend instead.
+  Result<bool> StepThroughParent(int dir, SharedGuard* out);
   // Read-ahead: called before each step to the neighbouring leaf in direction dir (+1 / -1).
   void NoteLeafStep(int dir);
   void ResetReadAhead();
@@ -354,6 +377,7 @@ class BTree::Iterator {
   uint64_t snapshot_root_ = 0;         // the root as of the snapshot
   std::unique_ptr<std::byte[]> leaf_;  // a copy of the current leaf page
   uint64_t leaf_version_ = 0;          // tree modifications_ when copied
+  uint64_t leaf_page_ = kNoPage;       // the page the copy came from
   uint32_t slot_ = 0;
   bool valid_ = false;
   std::string key_;
@@ -361,7 +385,7 @@ class BTree::Iterator {
   mutable bool value_loaded_ = false;
   mutable std::string value_;
   // The inner pages of the last descent, root first, and the child slot taken in each; valid
-  // while path_version_ equals the tree's modifications_.
+  // while path_version_ equals the tree's modifications_ (and is even: no change was under way).
   struct PathLevel {
     uint64_t page = 0;
     uint32_t slot = 0;

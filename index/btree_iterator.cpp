@@ -1,6 +1,8 @@
 // BTree::Iterator. It keeps a copy of the current leaf, so stepping within a leaf touches
-// neither the lock nor the cache beyond a version check; it crosses to the next or previous leaf
-// by re-descending from the root with the leaf's fence key (no sibling pointers: under
+// neither the lock nor the cache beyond a version check. It crosses to the next or previous leaf
+// through the parent its last descent went through, while no change to the tree has begun since
+// that descent (BTree::modifications_, a sequence count; a snapshot never changes), and else by
+// re-descending from the root with the leaf's fence key (no sibling pointers: under
 // copy-on-write a moved page would have to update both neighbours).
 //
 // Read-ahead. Each descent records the inner pages it went through and the child slot taken in
@@ -52,7 +54,7 @@ std::unique_ptr<BTree::Iterator> BTree::NewIterator(IteratorOptions options) con
 
 uint64_t BTree::Iterator::TreeVersion() const {
   // A snapshot never changes.
-  return snapshot_.valid() ? 0 : tree_->modifications_.load(std::memory_order_relaxed);
+  return snapshot_.valid() ? 0 : tree_->modifications_.load(std::memory_order_acquire);
 }
 
 BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
@@ -63,6 +65,7 @@ BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
 void BTree::Iterator::CopyLeaf(const SharedGuard& g) {
   std::memcpy(leaf_.get(), g.data().data(), tree_->block_size_);
   leaf_version_ = TreeVersion();
+  leaf_page_ = g.page_id();
 }
 
 Result<BTree::SharedGuard> BTree::Iterator::Descend(std::string_view key, Descent how) {
@@ -95,6 +98,31 @@ Result<BTree::SharedGuard> BTree::Iterator::Descend(std::string_view key, Descen
   }
   path_version_ = version;
   return g;
+}
+
+Result<bool> BTree::Iterator::StepThroughParent(int dir, SharedGuard* out) {
+  // The path must be as the descent saw it: taken between changes (even) and none since. A
+  // snapshot's pages never change.
+  if (path_.empty() || path_version_ % 2 != 0 || path_version_ != TreeVersion()) return false;
+  PathLevel& up = path_.back();
+  VDE_ASSIGN_OR_RETURN(SharedGuard pg, tree_->PinShared(up.page));
+  const Node p(pg.data().data(), tree_->block_size_);
+  if (p.level() != 1 || up.slot > p.count() || p.child(up.slot) != leaf_page_) return false;
+  if (dir > 0 ? up.slot == p.count() : up.slot == 0) return false;  // the parent's last child
+  const uint32_t slot = up.slot + dir;
+  const uint64_t id = p.child(slot);
+  VDE_RETURN_IF_ERROR(tree_->CheckChildPointer(up.page, id));
+  VDE_ASSIGN_OR_RETURN(SharedGuard c, tree_->PinShared(id));
+  const Node cn(c.data().data(), tree_->block_size_);
+  VDE_RETURN_IF_ERROR(tree_->CheckChild(p, up.page, slot, cn, id));
+  // Still no change begun: the parent was the tree's, so the leaf is too (a writer that made
+  // the count odd after this check changes the leaf only once our latch is gone, and Next
+  // then sees the count moved on from the copy's).
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (path_version_ != TreeVersion()) return false;
+  up.slot = slot;
+  *out = std::move(c);
+  return true;
 }
 
 void BTree::Iterator::ResetReadAhead() {
@@ -291,7 +319,11 @@ Status BTree::Iterator::NextLeaf() {
     if (fence.empty()) return Status::OK();
     if (!options_.upper_bound.empty() && fence >= options_.upper_bound) return Status::OK();
     NoteLeafStep(+1);
-    VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(fence, Descent::kUpperBound));
+    SharedGuard g;
+    VDE_ASSIGN_OR_RETURN(const bool stepped, StepThroughParent(+1, &g));
+    if (!stepped) {
+      VDE_ASSIGN_OR_RETURN(g, Descend(fence, Descent::kUpperBound));
+    }
     if (Node(g.data().data(), tree_->block_size_).lower_fence() != fence) {
       return tree_->Corrupt(g.page_id(), "the leaf after fence key does not start at it");
     }
@@ -311,7 +343,11 @@ Status BTree::Iterator::PrevLeaf() {
     if (fence.empty()) return Status::OK();
     if (!options_.lower_bound.empty() && fence < options_.lower_bound) return Status::OK();
     NoteLeafStep(-1);
-    VDE_ASSIGN_OR_RETURN(SharedGuard g, Descend(fence, Descent::kLowerBound));
+    SharedGuard g;
+    VDE_ASSIGN_OR_RETURN(const bool stepped, StepThroughParent(-1, &g));
+    if (!stepped) {
+      VDE_ASSIGN_OR_RETURN(g, Descend(fence, Descent::kLowerBound));
+    }
     if (Node(g.data().data(), tree_->block_size_).upper_fence() != fence) {
       return tree_->Corrupt(g.page_id(), "the leaf before fence key does not end at it");
     }

@@ -171,7 +171,7 @@ Status BTree::Destroy() {
   std::lock_guard lock(write_mu_);
   VDE_RETURN_IF_ERROR(CheckUsable());
   destroyed_.store(true, std::memory_order_release);
-  modifications_.fetch_add(1, std::memory_order_relaxed);
+  WriteScope change(this);
   Status s = DestroySubtree(root_.load(std::memory_order_relaxed),
                             height_.load(std::memory_order_relaxed) - 1);
   root_.store(kNoPage, std::memory_order_release);

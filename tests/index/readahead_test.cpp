@@ -106,6 +106,49 @@ TEST_F(ReadAheadTest, ScatteredLeavesKeepTheWindowAtTheLimit) {
   EXPECT_EQ(cache_->stats().prefetch_wasted, 0u);
 }
 
+// A scan crosses to the next leaf through the parent its descent went through: two pins per
+// leaf (parent and leaf), not one per level, both ways; after a change to the tree it descends
+// again and still sees the model.
+TEST_F(ReadAheadTest, LeafStepsGoThroughTheParent) {
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  ASSERT_GE(tree->height(), 3u);
+  const uint64_t leaves = Leaves(*tree);
+  IteratorOptions o;
+  o.readahead_max = 0;  // read-ahead pins the path too: count only the steps
+  auto it = tree->NewIterator(o);
+  for (int dir : {+1, -1}) {
+    SCOPED_TRACE(dir > 0 ? "forward" : "backward");
+    const uint64_t hits = cache_->stats().hits;
+    size_t n = 0;
+    if (dir > 0) {
+      for (it->SeekToFirst(); it->Valid(); it->Next()) n++;
+    } else {
+      for (it->SeekToLast(); it->Valid(); it->Prev()) n++;
+    }
+    ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+    EXPECT_EQ(n, model.size());
+    const uint64_t pins = cache_->stats().hits - hits;
+    // Two per leaf; a descent from the root at each of the leaves' parents (about leaves/100).
+    EXPECT_LE(pins, 2 * leaves + tree->height() * (leaves / 50 + 2)) << leaves << " leaves";
+  }
+  // A change between two steps: the next step finds the tree changed and descends afresh.
+  it->SeekToFirst();
+  auto m = model.begin();
+  for (size_t n = 0; it->Valid(); it->Next(), ++m, ++n) {
+    ASSERT_NE(m, model.end());
+    ASSERT_EQ(it->key(), m->first);
+    if (n % 500 == 0) {
+      const std::string k = m->first + "+";  // sorts right after the current key
+      ASSERT_TRUE(tree->Put(k, "new").ok());
+      model[k] = "new";
+    }
+  }
+  ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+  EXPECT_EQ(m, model.end());
+}
+
 TEST_F(ReadAheadTest, PointReadsAndShortScansNeverReadAhead) {
   const uint64_t seed = ::vde::testing::TestSeed();
   std::mt19937_64 rng(seed);
