@@ -1,6 +1,12 @@
 #include "blockdev/block_header.h"
 
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#define VDE_XXH3_64 XXH3_64bits_dispatch
+#else
+#define VDE_XXH3_64 XXH3_64bits
+#endif
 
 #include <cstdio>
 
@@ -34,7 +40,9 @@ bool IsKnownBlockType(uint16_t t) noexcept {
 }
 
 uint64_t ComputeBlockChecksum(std::span<const std::byte> block) noexcept {
-  return XXH3_64bits(block.data() + 8, block.size() - 8);
+  // The same XXH3 value on every CPU; on x86-64, libxxhash picks the widest vector unit it
+  // finds at run time (AVX2 or AVX-512 hash a block about twice as fast as the SSE2 baseline).
+  return VDE_XXH3_64(block.data() + 8, block.size() - 8);
 }
 
 void SealBlock(std::span<std::byte> block, BlockType type, uint64_t block_no, uint64_t generation,
@@ -70,9 +78,10 @@ std::string Hex(uint64_t v) {
 
 Status VerifyBlock(std::span<const std::byte> block, uint64_t block_no, BlockType expected,
                    std::string_view path, BlockHeader* out) {
-  std::string where = "block " + std::to_string(block_no) + " of " + std::string(path);
+  // Built only for an error: this runs for every block read.
+  auto where = [&] { return "block " + std::to_string(block_no) + " of " + std::string(path); };
   if (block.size() < kBlockHeaderSize) {
-    return Status::Corruption(where + ": " + std::to_string(block.size()) +
+    return Status::Corruption(where() + ": " + std::to_string(block.size()) +
                               " bytes is too small for a block header");
   }
   BlockHeader h = DecodeBlockHeader(block);
@@ -85,20 +94,20 @@ Status VerifyBlock(std::span<const std::byte> block, uint64_t block_no, BlockTyp
         break;
       }
     }
-    if (zero) return Status::Corruption(where + ": block is all zeros (never written)");
-    return Status::Corruption(where + ": checksum mismatch (stored " + Hex(h.checksum) +
+    if (zero) return Status::Corruption(where() + ": block is all zeros (never written)");
+    return Status::Corruption(where() + ": checksum mismatch (stored " + Hex(h.checksum) +
                               ", computed " + Hex(computed) + ")");
   }
   if (h.block != block_no) {
-    return Status::Corruption(where + ": header names block " + std::to_string(h.block) +
+    return Status::Corruption(where() + ": header names block " + std::to_string(h.block) +
                               " (misdirected or lost write)");
   }
   uint16_t raw_type = static_cast<uint16_t>(h.type);
   if (!IsKnownBlockType(raw_type)) {
-    return Status::Corruption(where + ": unknown block type " + std::to_string(raw_type));
+    return Status::Corruption(where() + ": unknown block type " + std::to_string(raw_type));
   }
   if (expected != BlockType::kFree && h.type != expected) {
-    return Status::Corruption(where + ": expected a " + std::string(BlockTypeName(expected)) +
+    return Status::Corruption(where() + ": expected a " + std::string(BlockTypeName(expected)) +
                               " block, found a " + std::string(BlockTypeName(h.type)) + " block");
   }
   if (out != nullptr) *out = h;

@@ -160,15 +160,6 @@ uint64_t NodeSizer::Bytes(size_t fences_len, uint64_t count, uint64_t suffix_byt
 
 // ---- Node ----
 
-uint32_t Node::Head(std::string_view s) {
-  uint32_t h = 0;
-  for (size_t i = 0; i < 4; i++) {
-    h <<= 8;
-    if (i < s.size()) h |= static_cast<uint8_t>(s[i]);
-  }
-  return h;
-}
-
 uint32_t Node::EntrySpaceAt(uint32_t i) const {
   switch (encoding()) {
     case NodeEncoding::kVariable:
@@ -184,10 +175,10 @@ uint32_t Node::EntrySpaceAt(uint32_t i) const {
 int Node::CompareKey(uint32_t i, std::string_view key) const {
   std::string_view pre = prefix();
   size_t n = std::min(pre.size(), key.size());
-  int c = std::memcmp(pre.data(), key.data(), n);
+  int c = CompareKeys(pre.substr(0, n), key.substr(0, n));
   if (c != 0) return c;
   if (key.size() < pre.size()) return 1;  // key is a proper prefix of ours
-  return suffix(i).compare(key.substr(pre.size()));
+  return CompareKeys(suffix(i), key.substr(pre.size()));
 }
 
 void Node::SearchHint(uint32_t key_head, uint32_t* lo, uint32_t* hi) const {
@@ -238,7 +229,7 @@ uint32_t Node::LowerBound(std::string_view key, bool* found) const {
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     uint32_t h = head(mid);
-    int cmp = kh < h ? -1 : kh > h ? 1 : k.compare(suffix(mid));
+    int cmp = kh < h ? -1 : kh > h ? 1 : CompareKeys(k, suffix(mid));
     if (cmp < 0) {
       hi = mid;
     } else if (cmp > 0) {

@@ -66,6 +66,7 @@
 // and the block.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -160,9 +161,34 @@ constexpr uint32_t MaxInlineValueSize(uint32_t block_size) {
   return NodeCapacity(block_size) - 3 * MaxKeySize(block_size) - kSlotSize;
 }
 
-// Unsigned byte order, a proper prefix first (the order of std::string).
+// Unsigned byte order, a proper prefix first (the order of std::string). Inline, 8 bytes at a
+// time: node validation and searches compare many short keys, where a call to memcmp costs
+// more than the comparison.
 inline int CompareKeys(std::string_view a, std::string_view b) {
-  return a.compare(b);
+  const size_t n = a.size() < b.size() ? a.size() : b.size();
+  size_t i = 0;
+  if (n > 64) {
+    const int c = std::memcmp(a.data(), b.data(), n);
+    if (c != 0) return c;
+    i = n;
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) {
+      if constexpr (std::endian::native == std::endian::little) {
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+      }
+      return x < y ? -1 : 1;
+    }
+  }
+  for (; i < n; i++) {
+    const auto c = static_cast<unsigned char>(a[i]), d = static_cast<unsigned char>(b[i]);
+    if (c != d) return c < d ? -1 : 1;
+  }
+  return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
 }
 size_t CommonPrefix(std::string_view a, std::string_view b);
 // The shortest s with a <= s < b, taken from a or b (a < b). A prefix of b when one works.
@@ -318,7 +344,20 @@ class Node {
   // for an empty node).
   NodeEncoding BestEncoding() const;
 
-  static uint32_t Head(std::string_view suffix);
+  static uint32_t Head(std::string_view suffix) {
+    if (suffix.size() >= 4) {
+      uint32_t h;
+      std::memcpy(&h, suffix.data(), 4);
+      if constexpr (std::endian::native == std::endian::little) h = __builtin_bswap32(h);
+      return h;
+    }
+    uint32_t h = 0;
+    for (size_t i = 0; i < 4; i++) {
+      h <<= 8;
+      if (i < suffix.size()) h |= static_cast<uint8_t>(suffix[i]);
+    }
+    return h;
+  }
 
  protected:
   uint8_t node_flags() const { return std::to_integer<uint8_t>(p_[node_layout::kNodeFlags]); }

@@ -134,6 +134,7 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
   const std::string_view lower_suffix = lower.empty() ? lower : lower.substr(pre_len);
   uint64_t used = lower.size() + upper.size();
   std::string_view prev;
+  uint32_t prev_head = 0;
   for (uint32_t i = 0; i < count; i++) {
     const std::byte* e = p + nl::kSlots + uint64_t{i} * n.entry_size();
     // Built only for an error message: this loop runs for every slot of every page read.
@@ -141,6 +142,8 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
     // Where the payload lies, its length and flags, and what it adds to the live heap.
     uint64_t poff = 0, plen = 0;
     uint8_t flags = 0;
+    std::string_view suf;  // the key's suffix
+    uint32_t head = 0;     // its first 4 bytes (big-endian; stored in variable slots)
     switch (encoding) {
       case NodeEncoding::kVariable: {
         const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
@@ -154,14 +157,16 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
         if (e[nl::kSlotFlags + 1] != std::byte{0}) {
           return Bad(block, path, where() + ": reserved byte");
         }
-        if (n.head(i) != Node::Head(n.suffix(i))) {
-          return Bad(block, path, where() + ": key head mismatch");
-        }
+        suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
+        head = GetU32(e + nl::kSlotHead);
+        if (head != Node::Head(suf)) return Bad(block, path, where() + ": key head mismatch");
         poff = off + klen;
         used += klen + plen;
         break;
       }
       case NodeEncoding::kFixedKeys: {
+        suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+        head = Node::Head(suf);
         const uint16_t word = GetU16(e + key_width + 2);
         poff = GetU16(e + key_width);
         plen = word & ~kRefOverflowBit;
@@ -174,18 +179,18 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
         break;
       }
       case NodeEncoding::kFixedEntries:
+        suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+        head = Node::Head(suf);
         poff = static_cast<uint64_t>(e - p) + key_width;
         plen = payload_width;
         break;
     }
-    const std::string_view suf = n.suffix(i);
-    // Variable slots store each suffix's first 4 bytes (checked above) as a big-endian head:
-    // heads that differ order the keys as the suffixes would, so most pairs need no memcmp.
-    if (i > 0 && !(encoding == NodeEncoding::kVariable && n.head(i - 1) < n.head(i)) &&
-        !(prev < suf)) {
+    // Heads that differ order the keys as the suffixes would, so most pairs need no byte
+    // comparison (equal heads may still hide a shorter suffix: compare the bytes then).
+    if (i > 0 && !(prev_head < head) && (prev_head > head || CompareKeys(prev, suf) >= 0)) {
       return Bad(block, path, where() + ": keys out of order");
     }
-    if (i == 0 && !lower.empty() && !(lower_suffix < suf)) {
+    if (i == 0 && !lower.empty() && CompareKeys(lower_suffix, suf) >= 0) {
       return Bad(block, path, where() + ": key not above the lower fence");
     }
     if (i == count - 1 && !upper.empty() && KeyAbove(prefix, suf, upper)) {
@@ -207,6 +212,7 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
       }
     }
     prev = suf;
+    prev_head = head;
   }
   if (used != heap_used) {
     return Bad(block, path,

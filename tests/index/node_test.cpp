@@ -58,6 +58,35 @@ TEST(NodeKeys, ShortestSeparatorLiesBetween) {
   EXPECT_EQ(ShortestSeparator("ab", "abc"), "ab");
 }
 
+// CompareKeys (8 bytes at a time, memcmp past 64) orders as std::string does: keys that share
+// long prefixes, differ in any byte (high bytes included), or are prefixes of each other.
+TEST(NodeKeys, CompareKeysOrdersAsStdString) {
+  const uint64_t seed = ::vde::testing::TestSeed();
+  std::mt19937_64 rng(seed);
+  auto sign = [](int c) { return (c > 0) - (c < 0); };
+  for (int i = 0; i < 200000; i++) {
+    const size_t len = rng() % 4 == 0 ? rng() % 200 : rng() % 24;
+    std::string a(len, '\0');
+    for (char& c : a) c = static_cast<char>(rng() % 4 == 0 ? 0xff - rng() % 3 : rng() % 3);
+    std::string b = a;
+    switch (rng() % 4) {
+      case 0:  // one byte changed
+        if (!b.empty()) b[rng() % b.size()] = static_cast<char>(rng());
+        break;
+      case 1:  // cut short
+        b.resize(rng() % (b.size() + 1));
+        break;
+      case 2:  // extended
+        b.push_back(static_cast<char>(rng()));
+        break;
+      default:  // equal
+        break;
+    }
+    if (rng() % 2) std::swap(a, b);
+    ASSERT_EQ(sign(CompareKeys(a, b)), sign(a.compare(b))) << "seed " << seed << " case " << i;
+  }
+}
+
 class NodeTest : public ::testing::Test {
  protected:
   NodeTest() : page_(kBs), scratch_(kBs) {}
