@@ -349,6 +349,8 @@ class BTree::Iterator {
   Iterator(const BTree* tree, IteratorOptions options);
 
   void Finish(Status s);
+  // REQUIRES: Valid(), the leaf copy current, slot_ + dir inside it. Moves there.
+  void StepInLeaf(int dir);
   Status AtOrAfter(std::string_view key, bool strict);
   Status AtOrBefore(std::string_view key, bool strict);
   Status AtLast();

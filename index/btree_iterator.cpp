@@ -393,15 +393,29 @@ void BTree::Iterator::SeekForPrev(std::string_view key) {
   }
 }
 
+void BTree::Iterator::StepInLeaf(int dir) {
+  slot_ += dir;
+  value_loaded_ = false;
+  // key_ holds a key of this leaf, so its first prefix_len() bytes are the leaf's prefix: only
+  // the suffix changes.
+  const Node n = leaf();
+  const std::string_view suf = n.suffix(slot_);
+  const size_t pre = n.prefix_len();
+  key_.resize(pre + suf.size());
+  std::memcpy(key_.data() + pre, suf.data(), suf.size());
+  // Keys only grow going forward and shrink going back: one bound can be crossed.
+  if (dir > 0 ? !options_.upper_bound.empty() && key_ >= options_.upper_bound
+              : !options_.lower_bound.empty() && key_ < options_.lower_bound) {
+    valid_ = false;
+  }
+}
+
 void BTree::Iterator::Next() {
   if (!Valid()) return;
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   if (leaf_version_ == TreeVersion()) {
-    if (slot_ + 1 < leaf().count()) {
-      slot_++;
-      return Finish(Status::OK());
-    }
+    if (slot_ + 1 < leaf().count()) return StepInLeaf(+1);
     return Finish(NextLeaf());
   }
   const std::string current = key_;  // the tree changed: continue after the current key
@@ -413,10 +427,7 @@ void BTree::Iterator::Prev() {
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   if (leaf_version_ == TreeVersion()) {
-    if (slot_ > 0) {
-      slot_--;
-      return Finish(Status::OK());
-    }
+    if (slot_ > 0) return StepInLeaf(-1);
     return Finish(PrevLeaf());
   }
   const std::string current = key_;
@@ -426,8 +437,7 @@ void BTree::Iterator::Prev() {
 bool BTree::Iterator::TryStepInLeaf(int dir) {
   if (!Valid() || leaf_version_ != TreeVersion()) return false;
   if (dir > 0 ? slot_ + 1 >= leaf().count() : slot_ == 0) return false;
-  slot_ += dir > 0 ? 1 : -1;
-  Finish(Status::OK());
+  StepInLeaf(dir > 0 ? 1 : -1);
   return true;
 }
 
