@@ -197,7 +197,7 @@ uint32_t Node::LowerBound(std::string_view key, bool* found) const {
   *found = false;
   std::string_view pre = prefix();
   size_t n = std::min(pre.size(), key.size());
-  int c = std::memcmp(key.data(), pre.data(), n);
+  const int c = CompareKeys(key.substr(0, n), pre.substr(0, n));
   if (c < 0) return 0;
   if (c > 0) return count();
   if (key.size() < pre.size()) return 0;
