@@ -371,17 +371,22 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
       f.pins.store(1, std::memory_order_release);  // alive again: stale lookups may pin it now
       return &f;
     }
-    // CLOCK: sweep from the hand (the ring's front), giving referenced frames a second chance.
-    // Inner pages are passed over while they stay within their share; a second sweep takes
-    // them too when nothing else can go.
+    // CLOCK: sweep the frames in memory order from the hand, giving referenced frames a
+    // second chance. Inner pages are passed over while they stay within their share; a second
+    // sweep takes them too when nothing else can go. Memory order, not the order pages came
+    // in: frames evicted together lie next to each other, so the reads that refill them (a
+    // read-ahead window, merged into large requests) land in few runs of memory, which the
+    // device transfers markedly faster than pages scattered over the cache.
     const bool spare_inner = inner_.load(std::memory_order_relaxed) <= inner_limit_;
     std::array<Frame*, kMaxEvictBatch> victims;
     size_t n = 0;
     for (int pass = 0; pass < (spare_inner ? 2 : 1) && n == 0; pass++) {
-      for (size_t steps = 2 * ring_.size(); steps > 0 && n < batch_limit; steps--) {
-        Frame& f = ring_.front();
-        ring_.pop_front();
-        ring_.push_back(f);
+      for (size_t steps = 2 * size_t{frame_count_}; steps > 0 && n < batch_limit; steps--) {
+        Frame& f = frames_[hand_];
+        hand_ = hand_ + 1 == frame_count_ ? 0 : hand_ + 1;
+        // Resident (in ring_) exactly when it has a page, under mu_; free and discarded
+        // frames have none.
+        if (f.page.load(std::memory_order_relaxed) == kNoPage) continue;
         if (f.pins.load(std::memory_order_relaxed) != 0) continue;
         if (pass == 0 && spare_inner && f.inner.load(std::memory_order_relaxed)) continue;
         if (f.referenced.load(std::memory_order_relaxed)) {

@@ -400,7 +400,8 @@ class PageCache {
   mutable std::mutex mu_;
   PageTable table_;        // changed under mu_; read by hits without it
   FrameList free_;         // under mu_
-  FrameList ring_;         // under mu_: resident frames in CLOCK order
+  FrameList ring_;         // under mu_: resident frames (and frames being read)
+  uint32_t hand_ = 0;      // under mu_: the CLOCK hand, an index into frames_
   uint32_t evictors_ = 0;  // under mu_: threads between choosing and dropping victims
 
   std::atomic<uint32_t> inner_{0};  // frames marked inner
