@@ -297,12 +297,16 @@ bool PageCache::TryPin(Frame* f) {
 }
 
 void PageCache::NoteUse(Frame* f) {
-  if (!f->referenced.load(std::memory_order_relaxed)) {
-    f->referenced.store(true, std::memory_order_relaxed);
-  }
   if (f->prefetched.load(std::memory_order_relaxed) &&
       f->prefetched.exchange(false, std::memory_order_relaxed)) {
+    // The use read-ahead predicted: the page stays unreferenced, so a scan's pages, used once,
+    // go before pages used again (and all go in the hand's next pass, together: the frames a
+    // window refills stay adjacent).
     counters_.prefetch_used.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!f->referenced.load(std::memory_order_relaxed)) {
+    f->referenced.store(true, std::memory_order_relaxed);
   }
 }
 

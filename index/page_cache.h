@@ -254,7 +254,8 @@ class PageCache {
                           std::span<SharedGuard> guards, std::span<Status> statuses);
 
   // Reads the pages of `pages` that are not resident with one ReadBatch and leaves them
-  // resident and unpinned. Reads at most frames()/4 pages per call; stops early (OK) when no
+  // resident and unpinned (and unreferenced for the CLOCK hand until their second use: pages
+  // read ahead and used once are evicted first). Reads at most frames()/4 pages per call; stops early (OK) when no
   // frame is free. Returns the first read or verification error; failed pages are not cached.
   Status Prefetch(std::span<const uint64_t> pages, PageCheck check = nullptr);
 

@@ -532,6 +532,32 @@ TEST(PageCache, BatchedAndLockFreePinsUnderEviction) {
   }
 }
 
+// Pages read ahead and then used once (a scan's) go before pages used again: new misses evict
+// the scan's pages and leave the hot ones resident, though the hot ones lie first in the
+// hand's way.
+TEST(PageCache, PagesReadAheadAndUsedOnceGoFirst) {
+  auto dev = RecordingDevice::Make(kBs, 300);
+  for (uint64_t b = 1; b < 300; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 64);
+  for (int round = 0; round < 2; round++) {
+    for (uint64_t b = 1; b <= 16; b++) ASSERT_TRUE(cache->PinShared(b).has_value());
+  }
+  std::vector<uint64_t> scan;
+  for (uint64_t b = 100; b < 116; b++) scan.push_back(b);
+  for (int window = 0; window < 2; window++) {  // two windows of 16 (a Prefetch reads frames/4)
+    ASSERT_TRUE(cache->Prefetch(scan).ok());
+    for (uint64_t b : scan) ASSERT_TRUE(cache->PinShared(b).has_value());
+    for (uint64_t& b : scan) b += 16;
+  }
+  EXPECT_EQ(cache->stats().prefetch_used, 32u);
+  // 16 frames are free; 30 more misses evict 14 pages: the scan's.
+  for (uint64_t b = 200; b < 230; b++) ASSERT_TRUE(cache->PinShared(b).has_value());
+  const uint64_t misses = cache->stats().misses;
+  for (uint64_t b = 1; b <= 16; b++) ASSERT_TRUE(cache->PinShared(b).has_value());
+  EXPECT_EQ(cache->stats().misses, misses) << "a page used twice was evicted";
+  EXPECT_EQ(cache->stats().prefetch_wasted, 0u);
+}
+
 // Inner pages (block type kBTreeInner) survive a stream of leaf misses that cycles the cache
 // many times over, as long as they hold at most inner_share_percent of the frames.
 TEST(PageCache, EvictionSparesInnerPages) {
