@@ -255,8 +255,9 @@ class PageCache {
 
   // Reads the pages of `pages` that are not resident with one ReadBatch and leaves them
   // resident and unpinned (and unreferenced for the CLOCK hand until their second use: pages
-  // read ahead and used once are evicted first). Reads at most frames()/4 pages per call; stops early (OK) when no
-  // frame is free. Returns the first read or verification error; failed pages are not cached.
+  // read ahead and used once are evicted first). Reads at most frames()/4 pages per call; stops
+  // early (OK) when no frame is free. Returns the first read or verification error; failed pages
+  // are not cached.
   Status Prefetch(std::span<const uint64_t> pages, PageCheck check = nullptr);
 
   // As Prefetch, but returns at once: the frames are claimed now (a pin of one of these pages
