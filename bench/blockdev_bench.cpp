@@ -236,8 +236,8 @@ void BM_RandomRead(benchmark::State& state, Mode mode) {
 // Sequential windows of 256 adjacent 4 KiB blocks (what scan read-ahead reads, merged by the
 // io_uring device into 256 KiB READVs), each block landing in its own 4 KiB slot of a 32 MiB
 // registered region (a page cache's frames): in adjacent slots (`scattered:0`), or in slots
-// spread over the whole region (`scattered:1`, a fresh random permutation per window). The
-// two differ only in where the bytes land in memory.
+// spread over the whole region (`scattered:1`, windows take successive slots of a random
+// permutation, reshuffled once used up). The two differ only in where the bytes land in memory.
 void BM_ReadWindowIntoSlots(benchmark::State& state) {
   constexpr uint32_t kWindow = 256;
   constexpr size_t kSlots = (size_t{32} << 20) / kBlockSize;

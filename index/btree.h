@@ -277,7 +277,7 @@ class BTree {
   std::atomic<uint32_t> height_;
   std::atomic<bool> destroyed_{false};
   // A sequence count of changes: a writer makes it odd before it touches a page and even again
-  // once the change is complete (WriteScope, btree.cpp). An iterator whose leaf copy is older
+  // once the change is complete (WriteScope, below). An iterator whose leaf copy is older
   // re-seeks; one that read pages while it stayed even and unchanged read them as of one
   // moment between changes.
   std::atomic<uint64_t> modifications_{0};

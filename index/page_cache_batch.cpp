@@ -194,8 +194,8 @@ Status PageCache::ReadPrefetched(std::span<Frame* const> loading, PageCheck chec
     }
     if (s.ok()) {
       counters_.prefetch_pages.fetch_add(1, std::memory_order_relaxed);
-      // Unreferenced until used twice (NoteUse): it lies just behind the CLOCK hand, which
-      // reaches it again only after evicting every other frame once.
+      // Unreferenced until used twice (NoteUse). A frame the hand has just freed lies behind
+      // it, and is reached again only after a full sweep.
       f->referenced.store(false, std::memory_order_relaxed);
       f->prefetched.store(true, std::memory_order_relaxed);
       f->latch.UnlockExclusive();
