@@ -535,20 +535,24 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
         uint64_t end = first.block + first.count;
         uint64_t bytes = uint64_t{first.count} * bs;
         size_t e = k + 1;
+        // Whether the merged requests' buffers also follow each other in memory (a page
+        // cache's frames claimed together often do).
+        bool contiguous = true;
         while (e < order.size() && e - k < uring::kMaxMergedIovecs) {
           const ReadRequest& r = reqs[order[e]];
           if (r.block != end || bytes + uint64_t{r.count} * bs > uring::kMaxMergedBytes) break;
+          contiguous = contiguous && r.buf == first.buf + bytes;
           end += r.count;
           bytes += uint64_t{r.count} * bs;
           ++e;
         }
         uring::IoOp op =
             PlainOp(false, first.block, static_cast<uint32_t>(end - first.block), k, first.buf);
-        if (e - k > 1) {  // a merged read: READV into each request's buffer
+        op.req_count = static_cast<uint32_t>(e - k);
+        if (e - k > 1 && !contiguous) {  // a merged read: READV into each request's buffer
           op.addr = nullptr;
           op.iov = iov.data() + iov.size();
           op.iov_count = static_cast<uint32_t>(e - k);
-          op.req_count = static_cast<uint32_t>(e - k);
           for (size_t j = k; j < e; ++j) {
             const ReadRequest& r = reqs[order[j]];
             iov.push_back(iovec{r.buf, static_cast<size_t>(r.count) * bs});

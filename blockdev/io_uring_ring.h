@@ -59,7 +59,9 @@ inline constexpr uint64_t kMaxIovecBytes = uint64_t{1} << 30;
 inline constexpr size_t kMaxRegisteredBuffers = 16384;
 // Longest single read or write handed to the kernel; longer requests continue in pieces.
 inline constexpr uint32_t kMaxOpBytes = uint32_t{1} << 30;
-// Adjacent reads of one batch are merged into one READV of at most this many buffers and bytes:
+// Adjacent reads of one batch are merged into one read of at most this many buffers and bytes (a
+// plain read, READ_FIXED where registered, when the buffers follow each other in memory too;
+// else a READV):
 // large enough for the device's best sequential transfer, small enough that a failed merged
 // read costs little to redo request by request.
 inline constexpr size_t kMaxMergedIovecs = 256;
@@ -126,7 +128,7 @@ struct IoOp {
   // the caller; Run() advances them as bytes complete. Null for a plain transfer at addr.
   iovec* iov = nullptr;
   uint32_t iov_count = 0;
-  uint32_t req_count = 1;  // with iov: the caller's requests this op covers, from req on
+  uint32_t req_count = 1;  // merged reads: the caller's requests this op covers, from req on
   uint64_t remaining = 0;  // bytes still to transfer
   uint32_t in_flight = 0;  // length of the sqe in flight
   uint16_t stalls = 0;     // EAGAIN/EINTR completions in a row

@@ -646,6 +646,45 @@ TEST_F(IoUringDeviceTest, AdjacentReadsAreMergedIntoOneTransfer) {
   for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 5)) << "block " << q.block;
 }
 
+// Adjacent blocks read into buffers that also follow each other in memory (a page cache's
+// frames claimed together) need no READV: one plain read covers them, READ_FIXED when the
+// memory is registered; and a run whose buffers are not contiguous still goes out as READV.
+TEST_F(IoUringDeviceTest, AdjacentReadsIntoAdjacentBuffersAreOneFixedRead) {
+  auto dev = Open(Opts(64));
+  ASSERT_NE(dev, nullptr);
+  AlignedBuffer arena(64 * kBs, 4096);
+  ASSERT_TRUE(dev->RegisterMemory(arena.span()).ok());
+  if (!dev->buffers_registered()) GTEST_SKIP() << "registration refused: " << Join(dev->notes());
+  std::vector<uint64_t> blocks(16);
+  std::iota(blocks.begin(), blocks.end(), 40);
+  ASSERT_NO_FATAL_FAILURE(WriteReadVerify(*dev, blocks, 9, arena.data()));
+
+  // Given in shuffled order: the device sorts them by block before merging.
+  std::memset(arena.data(), 0, arena.size());
+  std::vector<ReadRequest> r;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const size_t j = (i * 7) % blocks.size();
+    r.push_back(ReadRequest{blocks[j], 1, arena.data() + (8 + j) * kBs, {}});
+  }
+  DeviceStats before = dev->stats();
+  ASSERT_TRUE(dev->ReadBatch(r).ok());
+  DeviceStats after = dev->stats();
+  EXPECT_EQ(after.fixed_ops - before.fixed_ops, 1u);
+  EXPECT_EQ(after.submissions - before.submissions, 1u);
+  EXPECT_EQ(after.reads - before.reads, 16u);
+  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+
+  // One buffer out of step: the run needs a READV (no fixed op), and still lands right.
+  std::memset(arena.data(), 0, arena.size());
+  r[5].buf = arena.data() + 40 * kBs;
+  before = dev->stats();
+  ASSERT_TRUE(dev->ReadBatch(r).ok());
+  after = dev->stats();
+  EXPECT_EQ(after.fixed_ops, before.fixed_ops);
+  EXPECT_EQ(after.submissions - before.submissions, 1u);
+  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+}
+
 // A merged read that fails (here: it runs past the end of a file truncated behind the device's
 // back) is redone request by request: the requests inside the file succeed, the rest fail
 // naming their own block.
