@@ -530,26 +530,20 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
       ops.clear();
       iov.clear();
       iov.reserve(order.size());  // never reallocated below: ops point into it
-      for (size_t k = 0; k < order.size();) {
+      // A run of requests for adjacent blocks goes out as one read, landing in each request's
+      // buffer (READV). Where the buffers lie in registered memory in a few long stretches, the
+      // run is cut where they break step, and each piece is one plain read into one span
+      // (READ_FIXED): the kernel then pins no pages per read, and the block layer still merges
+      // the pieces, adjacent on disk and submitted together. Many short pieces would cost more
+      // per operation than the pinning saves: those runs stay one READV.
+      auto add_op = [&](size_t k, size_t e, bool scattered) {
         const ReadRequest& first = reqs[order[k]];
-        uint64_t end = first.block + first.count;
-        uint64_t bytes = uint64_t{first.count} * bs;
-        size_t e = k + 1;
-        // Whether the merged requests' buffers also follow each other in memory (a page
-        // cache's frames claimed together often do).
-        bool contiguous = true;
-        while (e < order.size() && e - k < uring::kMaxMergedIovecs) {
-          const ReadRequest& r = reqs[order[e]];
-          if (r.block != end || bytes + uint64_t{r.count} * bs > uring::kMaxMergedBytes) break;
-          contiguous = contiguous && r.buf == first.buf + bytes;
-          end += r.count;
-          bytes += uint64_t{r.count} * bs;
-          ++e;
-        }
+        const ReadRequest& last = reqs[order[e - 1]];
         uring::IoOp op =
-            PlainOp(false, first.block, static_cast<uint32_t>(end - first.block), k, first.buf);
+            PlainOp(false, first.block,
+                    static_cast<uint32_t>(last.block + last.count - first.block), k, first.buf);
         op.req_count = static_cast<uint32_t>(e - k);
-        if (e - k > 1 && !contiguous) {  // a merged read: READV into each request's buffer
+        if (scattered) {
           op.addr = nullptr;
           op.iov = iov.data() + iov.size();
           op.iov_count = static_cast<uint32_t>(e - k);
@@ -559,6 +553,39 @@ Status IoUringBlockDevice::RunReads(std::span<ReadRequest> reqs, const RequestCa
           }
         }
         ops.push_back(op);
+      };
+      for (size_t k = 0; k < order.size();) {
+        const ReadRequest& first = reqs[order[k]];
+        uint64_t end = first.block + first.count;
+        uint64_t bytes = uint64_t{first.count} * bs;
+        size_t e = k + 1;
+        bool registered = ring.Registered(first.buf, bytes);
+        while (e < order.size() && e - k < uring::kMaxMergedIovecs) {
+          const ReadRequest& r = reqs[order[e]];
+          const uint64_t len = uint64_t{r.count} * bs;
+          if (r.block != end || bytes + len > uring::kMaxMergedBytes) break;
+          registered = registered && ring.Registered(r.buf, len);
+          end += r.count;
+          bytes += len;
+          ++e;
+        }
+        // Where the buffers break step in memory (i is the first request of a new stretch).
+        auto breaks = [&](size_t i) {
+          const ReadRequest& prev = reqs[order[i - 1]];
+          return reqs[order[i]].buf != prev.buf + uint64_t{prev.count} * bs;
+        };
+        size_t pieces = 1;
+        for (size_t i = k + 1; registered && i < e; ++i) pieces += breaks(i) ? 1 : 0;
+        if (!registered || (pieces > 1 && e - k < uring::kMinRequestsPerFixedPiece * pieces)) {
+          add_op(k, e, e - k > 1);
+        } else {
+          for (size_t a = k; a < e;) {
+            size_t b = a + 1;
+            while (b < e && !breaks(b)) ++b;
+            add_op(a, b, false);
+            a = b;
+          }
+        }
         k = e;
       }
       auto op_done = [&](size_t o) {

@@ -95,9 +95,9 @@ class IoUringBlockDevice final : public BlockDevice {
 
   // e.g. "io_uring (O_DIRECT, registered buffers, per-thread rings 4, depth 128)".
   std::string Describe() const override;
-  // Adjacent reads are merged into one read of up to 256 KiB: a plain read (READ_FIXED where
-  // registered) when their buffers follow each other in memory too, else an IORING_OP_READV.
-  // Others go out as READ_FIXED where their buffer is registered.
+  // Adjacent reads are merged into one IORING_OP_READV of up to 256 KiB, or, where their
+  // buffers lie in registered memory in long stretches, one READ_FIXED per stretch. Others go
+  // out as READ_FIXED where their buffer is registered.
   Status ReadBatch(std::span<ReadRequest> reqs) override;
   Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done) override;
   Status WriteBatch(std::span<WriteRequest> reqs) override;

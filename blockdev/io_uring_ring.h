@@ -66,6 +66,10 @@ inline constexpr uint32_t kMaxOpBytes = uint32_t{1} << 30;
 // read costs little to redo request by request.
 inline constexpr size_t kMaxMergedIovecs = 256;
 inline constexpr uint64_t kMaxMergedBytes = uint64_t{256} << 10;
+// A merged run whose buffers lie in registered memory but in several stretches is cut into one
+// READ_FIXED per stretch when the stretches average at least this many requests; else it stays
+// one READV.
+inline constexpr size_t kMinRequestsPerFixedPiece = 8;
 
 enum class ErrorKind : uint8_t {
   kIo,           // an I/O or registration failed: Status::FromErrno's mapping (IOError, NoSpace..)
@@ -177,6 +181,11 @@ class Ring {
 
   // Scratch space for the batch being run on this ring (one batch at a time).
   std::vector<IoOp>& scratch() noexcept { return scratch_; }
+
+  // Whether all of [p, p + len) lies in memory registered with this ring (READ_FIXED works).
+  bool Registered(const void* p, size_t len) const noexcept {
+    return table_ != nullptr && table_->Find(p, len) >= 0;
+  }
 
   bool broken() const noexcept { return broken_; }
   bool sqpoll() const noexcept { return (ring_.flags & IORING_SETUP_SQPOLL) != 0; }
