@@ -26,6 +26,153 @@ Status Bad(uint64_t block, std::string_view path, const std::string& what) {
                             ": btree node: " + what);
 }
 
+// What the per-slot checks need of the node, decoded once by ValidateNode.
+struct SlotCheck {
+  const std::byte* p;
+  uint32_t bs;  // the page's size
+  uint64_t block;
+  std::string_view path;
+  uint32_t count;
+  uint32_t entry_size;
+  uint32_t key_width;
+  uint32_t payload_width;
+  uint32_t level;
+  uint64_t heap_start;
+  size_t pre_len;
+  uint32_t max_key;
+  uint32_t max_inline;
+  std::string_view lower_suffix;  // the lower fence past the prefix
+  bool has_lower;
+  std::string_view prefix;
+  std::string_view upper;
+  uint32_t hint_dist;  // slots between search hints (0: the node has none)
+  uint64_t used;       // out: live heap bytes (fences plus entries)
+};
+
+// The first 4 bytes of a key suffix, big-endian, zero-padded (Node::Head).
+inline uint32_t SuffixHead(const char* s, size_t n) {
+  if (n >= 4) return Node::Head(std::string_view(s, n));
+  uint32_t h = 0;
+  switch (n) {
+    case 3:
+      h |= uint32_t{static_cast<uint8_t>(s[2])} << 8;
+      [[fallthrough]];
+    case 2:
+      h |= uint32_t{static_cast<uint8_t>(s[1])} << 16;
+      [[fallthrough]];
+    case 1:
+      h |= uint32_t{static_cast<uint8_t>(s[0])} << 24;
+      break;
+    default:
+      break;
+  }
+  return h;
+}
+
+// Every slot of a node in encoding E: where its key and payload lie, the keys' order against
+// each other and the fences, payload flags and references, the search hints; sums the live heap
+// bytes into c.used. One loop per encoding, so that none pays for another's decoding.
+template <NodeEncoding E>
+Status CheckSlots(SlotCheck& c) {
+  const std::byte* const p = c.p;
+  const uint64_t heap_start = c.heap_start, bs = c.bs;
+  const uint32_t count = c.count, entry_size = c.entry_size, key_width = c.key_width;
+  const bool leaf = c.level == 0;
+  auto in_heap = [&](uint64_t off, uint64_t len) { return off >= heap_start && off + len <= bs; };
+  auto bad = [&](uint32_t i, const std::string& what) {
+    return Bad(c.block, c.path, "slot " + std::to_string(i) + what);
+  };
+  auto range_error = [&](uint32_t i, uint64_t off, uint64_t len) {
+    return Bad(c.block, c.path,
+               "slot " + std::to_string(i) + " at " + std::to_string(off) + " length " +
+                   std::to_string(len) + " lies outside the heap [" + std::to_string(heap_start) +
+                   ", " + std::to_string(bs) + ")");
+  };
+  uint64_t used = c.used;
+  // The next slot a search hint names (none when the node has no hints), and that hint.
+  uint32_t next_hint = c.hint_dist > 0 ? c.hint_dist : count, hint = 0;
+  std::string_view prev;
+  uint32_t prev_head = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const std::byte* e = p + nl::kSlots + uint64_t{i} * entry_size;
+    // Where the payload lies, its length and flags.
+    uint64_t poff = 0, plen = 0;
+    uint8_t flags = 0;
+    std::string_view suf;  // the key's suffix
+    uint32_t head = 0;     // its first 4 bytes (big-endian; stored in variable slots)
+    if constexpr (E == NodeEncoding::kVariable) {
+      const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
+      plen = GetU16(e + nl::kSlotPayloadLen);
+      flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
+      if (!in_heap(off, uint64_t{klen} + plen)) return range_error(i, off, klen + plen);
+      if (klen == 0 || c.pre_len + klen > c.max_key) {
+        return bad(i, ": key of " + std::to_string(c.pre_len + klen) + " bytes");
+      }
+      if (e[nl::kSlotFlags + 1] != std::byte{0}) return bad(i, ": reserved byte");
+      suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
+      head = GetU32(e + nl::kSlotHead);
+      if (head != SuffixHead(suf.data(), suf.size())) return bad(i, ": key head mismatch");
+      poff = off + klen;
+      used += klen + plen;
+    } else if constexpr (E == NodeEncoding::kFixedKeys) {
+      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+      head = SuffixHead(suf.data(), key_width);
+      const uint16_t word = GetU16(e + key_width + 2);
+      poff = GetU16(e + key_width);
+      plen = word & ~kRefOverflowBit;
+      flags = (word & kRefOverflowBit) ? kSlotFlagOverflow : 0;
+      if (plen == 0 && poff != 0) {
+        return bad(i, ": empty payload at offset " + std::to_string(poff));
+      }
+      if (plen > 0 && !in_heap(poff, plen)) return range_error(i, poff, plen);
+      used += plen;
+    } else {
+      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+      head = SuffixHead(suf.data(), key_width);
+      poff = static_cast<uint64_t>(e - p) + key_width;
+      plen = c.payload_width;
+    }
+    // Heads that differ order the keys as the suffixes would, so most pairs need no byte
+    // comparison (equal heads may still hide a shorter suffix: compare the bytes then).
+    if (i > 0 && !(prev_head < head) && (prev_head > head || CompareKeys(prev, suf) >= 0)) {
+      return bad(i, ": keys out of order");
+    }
+    if (i == 0 && c.has_lower && CompareKeys(c.lower_suffix, suf) >= 0) {
+      return bad(i, ": key not above the lower fence");
+    }
+    if (i == count - 1 && !c.upper.empty() && KeyAbove(c.prefix, suf, c.upper)) {
+      return bad(i, ": key above the upper fence");
+    }
+    if (leaf) {
+      if ((flags & ~kSlotFlagOverflow) != 0) return bad(i, ": flags");
+      if (flags & kSlotFlagOverflow) {
+        if (plen != kOverflowRefSize || !IsValidOverflowRef(DecodeOverflowRef(p + poff), c.bs)) {
+          return bad(i, ": invalid out-of-line value reference");
+        }
+      } else if (plen > c.max_inline) {
+        return bad(i, ": inline value of " + std::to_string(plen) + " bytes");
+      }
+    } else {
+      uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
+      if (flags != 0 || child == 0 || child == kNoPage) {
+        return bad(i, ": invalid child reference");
+      }
+    }
+    // Search hint k holds the head of slot (k + 1) * hint_dist.
+    if (i == next_hint && hint < kHintCount) {
+      if (GetU32(p + nl::kHints + 4 * hint) != head) {
+        return Bad(c.block, c.path, "search hint " + std::to_string(hint) + " is stale");
+      }
+      hint++;
+      next_hint += c.hint_dist;
+    }
+    prev = suf;
+    prev_head = head;
+  }
+  c.used = used;
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string_view path) {
@@ -131,102 +278,42 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
   }
   // The lower fence holds the prefix whenever it is finite, so keys compare with its suffix; the
   // upper fence need not share the prefix, so the last key is compared whole.
-  const std::string_view lower_suffix = lower.empty() ? lower : lower.substr(pre_len);
-  uint64_t used = lower.size() + upper.size();
-  std::string_view prev;
-  uint32_t prev_head = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    const std::byte* e = p + nl::kSlots + uint64_t{i} * n.entry_size();
-    // Built only for an error message: this loop runs for every slot of every page read.
-    auto where = [i] { return "slot " + std::to_string(i); };
-    // Where the payload lies, its length and flags, and what it adds to the live heap.
-    uint64_t poff = 0, plen = 0;
-    uint8_t flags = 0;
-    std::string_view suf;  // the key's suffix
-    uint32_t head = 0;     // its first 4 bytes (big-endian; stored in variable slots)
-    switch (encoding) {
-      case NodeEncoding::kVariable: {
-        const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
-        plen = GetU16(e + nl::kSlotPayloadLen);
-        flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
-        if (!in_heap(off, uint64_t{klen} + plen)) return range_error(where(), off, klen + plen);
-        if (klen == 0 || pre_len + klen > max_key) {
-          return Bad(block, path,
-                     where() + ": key of " + std::to_string(pre_len + klen) + " bytes");
-        }
-        if (e[nl::kSlotFlags + 1] != std::byte{0}) {
-          return Bad(block, path, where() + ": reserved byte");
-        }
-        suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
-        head = GetU32(e + nl::kSlotHead);
-        if (head != Node::Head(suf)) return Bad(block, path, where() + ": key head mismatch");
-        poff = off + klen;
-        used += klen + plen;
-        break;
-      }
-      case NodeEncoding::kFixedKeys: {
-        suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-        head = Node::Head(suf);
-        const uint16_t word = GetU16(e + key_width + 2);
-        poff = GetU16(e + key_width);
-        plen = word & ~kRefOverflowBit;
-        flags = (word & kRefOverflowBit) ? kSlotFlagOverflow : 0;
-        if (plen == 0 && poff != 0) {
-          return Bad(block, path, where() + ": empty payload at offset " + std::to_string(poff));
-        }
-        if (plen > 0 && !in_heap(poff, plen)) return range_error(where(), poff, plen);
-        used += plen;
-        break;
-      }
-      case NodeEncoding::kFixedEntries:
-        suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-        head = Node::Head(suf);
-        poff = static_cast<uint64_t>(e - p) + key_width;
-        plen = payload_width;
-        break;
-    }
-    // Heads that differ order the keys as the suffixes would, so most pairs need no byte
-    // comparison (equal heads may still hide a shorter suffix: compare the bytes then).
-    if (i > 0 && !(prev_head < head) && (prev_head > head || CompareKeys(prev, suf) >= 0)) {
-      return Bad(block, path, where() + ": keys out of order");
-    }
-    if (i == 0 && !lower.empty() && CompareKeys(lower_suffix, suf) >= 0) {
-      return Bad(block, path, where() + ": key not above the lower fence");
-    }
-    if (i == count - 1 && !upper.empty() && KeyAbove(prefix, suf, upper)) {
-      return Bad(block, path, where() + ": key above the upper fence");
-    }
-    if (level == 0) {
-      if ((flags & ~kSlotFlagOverflow) != 0) return Bad(block, path, where() + ": flags");
-      if (flags & kSlotFlagOverflow) {
-        if (plen != kOverflowRefSize || !IsValidOverflowRef(DecodeOverflowRef(p + poff), bs)) {
-          return Bad(block, path, where() + ": invalid out-of-line value reference");
-        }
-      } else if (plen > max_inline) {
-        return Bad(block, path, where() + ": inline value of " + std::to_string(plen) + " bytes");
-      }
-    } else {
-      uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
-      if (flags != 0 || child == 0 || child == kNoPage) {
-        return Bad(block, path, where() + ": invalid child reference");
-      }
-    }
-    prev = suf;
-    prev_head = head;
+  SlotCheck c{p,
+              bs,
+              block,
+              path,
+              count,
+              n.entry_size(),
+              key_width,
+              payload_width,
+              level,
+              heap_start,
+              pre_len,
+              max_key,
+              max_inline,
+              lower.empty() ? lower : lower.substr(pre_len),
+              !lower.empty(),
+              prefix,
+              upper,
+              count > 2 * kHintCount ? count / (kHintCount + 1) : 0,
+              lower.size() + upper.size()};
+  switch (encoding) {
+    case NodeEncoding::kVariable:
+      VDE_RETURN_IF_ERROR(CheckSlots<NodeEncoding::kVariable>(c));
+      break;
+    case NodeEncoding::kFixedKeys:
+      VDE_RETURN_IF_ERROR(CheckSlots<NodeEncoding::kFixedKeys>(c));
+      break;
+    case NodeEncoding::kFixedEntries:
+      VDE_RETURN_IF_ERROR(CheckSlots<NodeEncoding::kFixedEntries>(c));
+      break;
   }
-  if (used != heap_used) {
+  if (c.used != heap_used) {
     return Bad(block, path,
-               "heap holds " + std::to_string(used) + " live bytes, header says " +
+               "heap holds " + std::to_string(c.used) + " live bytes, header says " +
                    std::to_string(heap_used));
   }
-  if (count > 2 * kHintCount) {
-    uint32_t dist = count / (kHintCount + 1);
-    for (uint32_t i = 0; i < kHintCount; i++) {
-      if (GetU32(p + nl::kHints + 4 * i) != n.head(dist * (i + 1))) {
-        return Bad(block, path, "search hint " + std::to_string(i) + " is stale");
-      }
-    }
-  } else {
+  if (c.hint_dist == 0) {
     for (uint32_t i = 0; i < kHintCount; i++) {
       if (GetU32(p + nl::kHints + 4 * i) != 0) return Bad(block, path, "unused hint not zero");
     }

@@ -582,6 +582,42 @@ TEST_F(NodeTest, ValidationRejectsBadFixedLayouts) {
   expect_corrupt([&] { PutU64(page_.data() + nl::kSlots + 3, kNoPage); }, "child all ones");
 }
 
+// A node of more than 2 * kHintCount entries carries search hints (the heads of evenly spaced
+// slots), checked on read in every encoding: each stale hint is named.
+TEST_F(NodeTest, StaleSearchHintsAreRejectedInEveryEncoding) {
+  namespace nl = node_layout;
+  struct Shape {
+    NodeEncoding want;
+    bool fixed_key, fixed_payload;
+  };
+  for (const Shape shape :
+       {Shape{NodeEncoding::kVariable, false, false}, Shape{NodeEncoding::kFixedKeys, true, false},
+        Shape{NodeEncoding::kFixedEntries, true, true}}) {
+    SCOPED_TRACE(NodeEncodingName(shape.want));
+    MutableNode n = Make(0, "", "");
+    for (int i = 0; i < 40; i++) {
+      char digits[8];
+      std::snprintf(digits, sizeof digits, "%03d", i);
+      const std::string key =
+          "k" + std::string(digits) + (shape.fixed_key ? "" : std::string(i % 3, 'x'));
+      n.Insert(n.count(), key, std::string(shape.fixed_payload ? 6 : 6 + i % 5, 'v'), 0);
+    }
+    ASSERT_EQ(n.encoding(), shape.want);
+    ASSERT_TRUE(Validate().ok()) << Validate().ToString();
+    for (uint32_t hint : {0u, 7u, kHintCount - 1}) {
+      const std::vector<std::byte> saved = page_;
+      page_[nl::kHints + 4 * hint + 3] ^= std::byte{1};
+      const Status s = Validate();
+      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+      EXPECT_NE(s.ToString().find("search hint " + std::to_string(hint) + " is stale"),
+                std::string::npos)
+          << s.ToString();
+      page_ = saved;
+    }
+    ASSERT_TRUE(Validate().ok()) << Validate().ToString();
+  }
+}
+
 // Random byte damage to a valid node must give Corruption or a node that is safe to search and
 // change. Covers every encoding, leaves and inner pages.
 TEST_F(NodeTest, RandomDamageNeverCrashes) {
