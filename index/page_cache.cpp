@@ -283,7 +283,6 @@ PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32
 
 PageCache::~PageCache() {
   StopReadAhead();
-  ring_.clear();
   free_.clear();
 }
 
@@ -388,8 +387,8 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
       for (size_t steps = 2 * size_t{frame_count_}; steps > 0 && n < batch_limit; steps--) {
         Frame& f = frames_[hand_];
         hand_ = hand_ + 1 == frame_count_ ? 0 : hand_ + 1;
-        // Resident (in ring_) exactly when it has a page, under mu_; free and discarded
-        // frames have none.
+        // Resident exactly when it has a page, under mu_; free and discarded frames have
+        // none.
         if (f.page.load(std::memory_order_relaxed) == kNoPage) continue;
         if (f.pins.load(std::memory_order_relaxed) != 0) continue;
         if (pass == 0 && spare_inner && f.inner.load(std::memory_order_relaxed)) continue;
@@ -447,13 +446,11 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
         continue;                                         // by its last Unpin
       }
       if (f->page.load(std::memory_order_relaxed) == kNoPage) {
-        // Discarded by another thread while we held the claim: it is ours to free.
-        if (!f->hook.is_linked()) {
-          FreeFrameLocked(f);
-          freed++;
-        } else {
-          f->pins.store(0, std::memory_order_release);
-        }
+        // Discarded by another thread while we held the claim: it is ours to free (our
+        // claim kept its last Unpin from freeing it, so it is not on the free list).
+        assert(!f->hook.is_linked());
+        FreeFrameLocked(f);
+        freed++;
         continue;
       }
       if (f->referenced.load(std::memory_order_relaxed) ||
@@ -462,7 +459,7 @@ Result<PageCache::Frame*> PageCache::AcquireFrame(std::unique_lock<std::mutex>& 
         continue;
       }
       table_.Erase(f->page.load(std::memory_order_relaxed));
-      ring_.erase(ring_.iterator_to(*f));
+      resident_--;
       f->page.store(kNoPage, std::memory_order_release);
       FreeFrameLocked(f);
       freed++;
@@ -537,7 +534,7 @@ void PageCache::FailLoad(Frame* f) {
   {
     std::lock_guard lk(mu_);
     table_.Erase(f->page.load(std::memory_order_relaxed));
-    ring_.erase(ring_.iterator_to(*f));
+    resident_--;
     f->page.store(kNoPage, std::memory_order_release);
   }
   f->latch.UnlockExclusive();
@@ -621,7 +618,7 @@ Result<PageCache::Frame*> PageCache::Fix(uint64_t page, bool exclusive, PageChec
     }
     f->page.store(page, std::memory_order_release);
     table_.Insert(page, f->index);
-    ring_.push_back(*f);
+    resident_++;
     lk.unlock();
     counters_.misses.fetch_add(1, std::memory_order_relaxed);
     counters_.read_batches.fetch_add(1, std::memory_order_relaxed);
@@ -671,7 +668,7 @@ Result<PageCache::ExclusiveGuard> PageCache::PinNew(uint64_t page, uint64_t epoc
     f->checked.store(nullptr, std::memory_order_release);
     f->epoch.store(epoch, std::memory_order_relaxed);
     table_.Insert(page, f->index);
-    ring_.push_back(*f);
+    resident_++;
     lk.unlock();
     std::span<std::byte> data = FrameData(f);
     std::memset(data.data(), 0, data.size());
@@ -707,7 +704,7 @@ void PageCache::Discard(ExclusiveGuard& guard) {
   {
     std::lock_guard lk(mu_);
     table_.Erase(f->page.load(std::memory_order_relaxed));
-    ring_.erase(ring_.iterator_to(*f));
+    resident_--;
     f->page.store(kNoPage, std::memory_order_release);
     SetDirty(f, false);
   }
@@ -742,10 +739,10 @@ Status PageCache::FlushAll() {
   std::vector<uint64_t> pages;
   {
     std::lock_guard lk(mu_);
-    for (Frame& f : ring_) {
-      if (f.dirty.load(std::memory_order_acquire)) {
-        pages.push_back(f.page.load(std::memory_order_relaxed));
-      }
+    for (uint32_t i = 0; i < frame_count_; i++) {
+      const Frame& f = frames_[i];
+      const uint64_t page = f.page.load(std::memory_order_relaxed);  // exact under mu_
+      if (page != kNoPage && f.dirty.load(std::memory_order_acquire)) pages.push_back(page);
     }
   }
   std::sort(pages.begin(), pages.end());
@@ -825,7 +822,7 @@ PageCacheStats PageCache::stats() const {
   s.inner_pages = inner_.load(std::memory_order_relaxed);
   s.dirty = dirty_.load(std::memory_order_relaxed);
   std::lock_guard lk(mu_);
-  s.resident = static_cast<uint32_t>(ring_.size());
+  s.resident = resident_;
   return s;
 }
 

@@ -9,8 +9,9 @@
 //
 // Pages are pinned through move-only RAII guards: SharedGuard (many readers) or ExclusiveGuard
 // (one writer). A moved-from guard is reset. A pinned page is never evicted. Eviction is CLOCK
-// (second chance) over a Boost.Intrusive ring of resident frames; a miss that finds no free
-// frame evicts a batch and writes its dirty pages back with one WriteBatch. Every page read
+// (second chance), its hand sweeping the frames in memory order; free frames wait on a
+// Boost.Intrusive list. A miss that finds no free frame evicts a batch and writes its dirty
+// pages back with one WriteBatch. Every page read
 // from the device is checked with VerifyBlock (checksum and its own block number) and then by
 // the caller's PageCheck (for B+tree nodes: slot counts, offsets, lengths), which also runs when
 // a resident page is pinned with a check it has not passed yet; on write-back the checksum is
@@ -40,7 +41,7 @@
 // unpinned.
 //
 // Thread safety: every method may be called from any number of threads at once. One mutex
-// guards the page table's writers, the free list and the CLOCK ring (held only for table and
+// guards the page table's writers, the free list and the CLOCK hand (held only for table and
 // list operations, never across I/O); hits do not take it; the latches are per frame. A thread
 // must not pin a page it holds exclusively, nor pin exclusively a page it holds, and must hold no
 // guard when calling FlushAll (write-back waits for a moment when nobody holds a dirty page).
@@ -302,7 +303,7 @@ class PageCache {
   // CAS from 0 (or from an evictor's claim of 1), cleared only by whoever took the frame.
   static constexpr uint32_t kDead = 0x80000000u;
   struct Frame {
-    Hook hook;  // in free_ or ring_, or neither (discarded/failed while still pinned)
+    Hook hook;  // in free_, or not (resident, or discarded/failed while still pinned)
     FrameLatch latch;
     std::atomic<uint64_t> page{kNoPage};      // written under mu_
     std::atomic<uint32_t> pins{kDead};        // kDead while free; see TryPin
@@ -402,7 +403,7 @@ class PageCache {
   mutable std::mutex mu_;
   PageTable table_;        // changed under mu_; read by hits without it
   FrameList free_;         // under mu_
-  FrameList ring_;         // under mu_: resident frames (and frames being read)
+  uint32_t resident_ = 0;  // under mu_: frames holding a page (or being read into)
   uint32_t hand_ = 0;      // under mu_: the CLOCK hand, an index into frames_
   uint32_t evictors_ = 0;  // under mu_: threads between choosing and dropping victims
 

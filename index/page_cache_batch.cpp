@@ -80,7 +80,7 @@ uint32_t PageCache::PinSharedBatch(std::span<const uint64_t> pages, PageCheck ch
         }
         f->page.store(pages[i], std::memory_order_release);
         table_.Insert(pages[i], f->index);
-        ring_.push_back(*f);
+        resident_++;
         frames[i] = f;
         state[i] = kLoading;
         loads.push_back(i);
@@ -166,7 +166,7 @@ std::vector<PageCache::Frame*> PageCache::ClaimForPrefetch(std::span<const uint6
     }
     f->page.store(page, std::memory_order_release);
     table_.Insert(page, f->index);
-    ring_.push_back(*f);
+    resident_++;
     loading.push_back(f);
   }
   if (covered != nullptr) *covered = done;
