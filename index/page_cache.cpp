@@ -177,10 +177,6 @@ uint64_t PageCache::SharedGuard::page_id() const {
   return frame_->page.load(std::memory_order_relaxed);
 }
 
-std::span<const std::byte> PageCache::SharedGuard::data() const {
-  return cache_->FrameData(frame_);
-}
-
 uint64_t PageCache::SharedGuard::epoch() const {
   return frame_->epoch.load(std::memory_order_relaxed);
 }
@@ -204,10 +200,6 @@ PageCache::ExclusiveGuard& PageCache::ExclusiveGuard::operator=(ExclusiveGuard&&
 
 uint64_t PageCache::ExclusiveGuard::page_id() const {
   return frame_->page.load(std::memory_order_relaxed);
-}
-
-std::span<std::byte> PageCache::ExclusiveGuard::data() const {
-  return cache_->FrameData(frame_);
 }
 
 void PageCache::ExclusiveGuard::MarkDirty() {

@@ -437,4 +437,12 @@ class PageCache {
   mutable Counters counters_;
 };
 
+// Every page access goes through these: inline, so a hit costs no call for them.
+inline std::span<const std::byte> PageCache::SharedGuard::data() const {
+  return cache_->FrameData(frame_);
+}
+inline std::span<std::byte> PageCache::ExclusiveGuard::data() const {
+  return cache_->FrameData(frame_);
+}
+
 }  // namespace vde::index
