@@ -660,55 +660,45 @@ TEST_F(IoUringDeviceTest, AdjacentReadsIntoAdjacentBuffersAreOneFixedRead) {
   std::iota(blocks.begin(), blocks.end(), 40);
   ASSERT_NO_FATAL_FAILURE(WriteReadVerify(*dev, blocks, 9, arena.data()));
 
-  // Given in shuffled order: the device sorts them by block before merging.
-  std::memset(arena.data(), 0, arena.size());
+  // Reads r into its buffers (cleared first, in `region`): every block must land in its own
+  // buffer, with one enter and `fixed_ops` READ_FIXED operations.
   std::vector<ReadRequest> r;
+  auto read_and_check = [&](std::byte* region, uint64_t fixed_ops) {
+    std::memset(region, 0, 64 * kBs);
+    const DeviceStats before = dev->stats();
+    ASSERT_TRUE(dev->ReadBatch(r).ok());
+    const DeviceStats after = dev->stats();
+    EXPECT_EQ(after.fixed_ops - before.fixed_ops, fixed_ops);
+    EXPECT_EQ(after.submissions - before.submissions, 1u);
+    EXPECT_EQ(after.reads - before.reads, r.size());
+    for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+  };
+  auto move_buffer = [&](uint64_t block, std::byte* buf) {
+    for (ReadRequest& q : r) {
+      if (q.block == block) q.buf = buf;
+    }
+  };
+
+  // Given in shuffled order: the device sorts them by block before merging.
   for (size_t i = 0; i < blocks.size(); ++i) {
     const size_t j = (i * 7) % blocks.size();
     r.push_back(ReadRequest{blocks[j], 1, arena.data() + (8 + j) * kBs, {}});
   }
-  DeviceStats before = dev->stats();
-  ASSERT_TRUE(dev->ReadBatch(r).ok());
-  DeviceStats after = dev->stats();
-  EXPECT_EQ(after.fixed_ops - before.fixed_ops, 1u);
-  EXPECT_EQ(after.submissions - before.submissions, 1u);
-  EXPECT_EQ(after.reads - before.reads, 16u);
-  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+  ASSERT_NO_FATAL_FAILURE(read_and_check(arena.data(), 1));
 
-  // Block 40's buffer out of step: two READ_FIXED pieces (40, and 41-55), one enter.
-  std::memset(arena.data(), 0, arena.size());
-  for (ReadRequest& q : r) {
-    if (q.block == 40) q.buf = arena.data() + 40 * kBs;
-  }
-  before = dev->stats();
-  ASSERT_TRUE(dev->ReadBatch(r).ok());
-  after = dev->stats();
-  EXPECT_EQ(after.fixed_ops - before.fixed_ops, 2u);
-  EXPECT_EQ(after.submissions - before.submissions, 1u);
-  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+  // Block 40's buffer out of step: two READ_FIXED pieces (40, and 41-55).
+  move_buffer(40, arena.data() + 40 * kBs);
+  ASSERT_NO_FATAL_FAILURE(read_and_check(arena.data(), 2));
 
   // Block 45's out of step too: stretches of 5 requests on average, too short to be worth an
   // operation each: one READV.
-  std::memset(arena.data(), 0, arena.size());
-  for (ReadRequest& q : r) {
-    if (q.block == 45) q.buf = arena.data() + 41 * kBs;
-  }
-  before = dev->stats();
-  ASSERT_TRUE(dev->ReadBatch(r).ok());
-  after = dev->stats();
-  EXPECT_EQ(after.fixed_ops, before.fixed_ops);
-  EXPECT_EQ(after.submissions - before.submissions, 1u);
-  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+  move_buffer(45, arena.data() + 41 * kBs);
+  ASSERT_NO_FATAL_FAILURE(read_and_check(arena.data(), 0));
 
-  // The same out of registered memory: no fixed op, and every block still lands right.
+  // The same out of registered memory: no fixed op.
   AlignedBuffer plain(64 * kBs, 4096);
   for (ReadRequest& q : r) q.buf = plain.data() + (q.buf - arena.data());
-  before = dev->stats();
-  ASSERT_TRUE(dev->ReadBatch(r).ok());
-  after = dev->stats();
-  EXPECT_EQ(after.fixed_ops, before.fixed_ops);
-  EXPECT_EQ(after.submissions - before.submissions, 1u);
-  for (const ReadRequest& q : r) EXPECT_TRUE(BlockIs(q.buf, q.block, 9)) << "block " << q.block;
+  ASSERT_NO_FATAL_FAILURE(read_and_check(plain.data(), 0));
 }
 
 // A merged read that fails (here: it runs past the end of a file truncated behind the device's
