@@ -59,11 +59,9 @@ inline constexpr uint64_t kMaxIovecBytes = uint64_t{1} << 30;
 inline constexpr size_t kMaxRegisteredBuffers = 16384;
 // Longest single read or write handed to the kernel; longer requests continue in pieces.
 inline constexpr uint32_t kMaxOpBytes = uint32_t{1} << 30;
-// Adjacent reads of one batch are merged into one read of at most this many buffers and bytes (a
-// plain read, READ_FIXED where registered, when the buffers follow each other in memory too;
-// else a READV):
-// large enough for the device's best sequential transfer, small enough that a failed merged
-// read costs little to redo request by request.
+// Adjacent reads of one batch are merged into one READV (or READ_FIXED pieces, below) of at most
+// this many buffers and bytes: large enough for the device's best sequential transfer, small
+// enough that a failed merged read costs little to redo request by request.
 inline constexpr size_t kMaxMergedIovecs = 256;
 inline constexpr uint64_t kMaxMergedBytes = uint64_t{256} << 10;
 // A merged run whose buffers lie in registered memory but in several stretches is cut into one

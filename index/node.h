@@ -351,10 +351,21 @@ class Node {
       if constexpr (std::endian::native == std::endian::little) h = __builtin_bswap32(h);
       return h;
     }
+    // Shorter: zero-padded, without a byte loop (fixed-width suffixes of 2 or 3 bytes are
+    // common, and every page read computes a head per slot).
     uint32_t h = 0;
-    for (size_t i = 0; i < 4; i++) {
-      h <<= 8;
-      if (i < suffix.size()) h |= static_cast<uint8_t>(suffix[i]);
+    switch (suffix.size()) {
+      case 3:
+        h |= uint32_t{static_cast<uint8_t>(suffix[2])} << 8;
+        [[fallthrough]];
+      case 2:
+        h |= uint32_t{static_cast<uint8_t>(suffix[1])} << 16;
+        [[fallthrough]];
+      case 1:
+        h |= uint32_t{static_cast<uint8_t>(suffix[0])} << 24;
+        break;
+      default:
+        break;
     }
     return h;
   }

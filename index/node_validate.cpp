@@ -49,26 +49,6 @@ struct SlotCheck {
   uint64_t used;       // out: live heap bytes (fences plus entries)
 };
 
-// The first 4 bytes of a key suffix, big-endian, zero-padded (Node::Head).
-inline uint32_t SuffixHead(const char* s, size_t n) {
-  if (n >= 4) return Node::Head(std::string_view(s, n));
-  uint32_t h = 0;
-  switch (n) {
-    case 3:
-      h |= uint32_t{static_cast<uint8_t>(s[2])} << 8;
-      [[fallthrough]];
-    case 2:
-      h |= uint32_t{static_cast<uint8_t>(s[1])} << 16;
-      [[fallthrough]];
-    case 1:
-      h |= uint32_t{static_cast<uint8_t>(s[0])} << 24;
-      break;
-    default:
-      break;
-  }
-  return h;
-}
-
 // Every slot of a node in encoding E: where its key and payload lie, the keys' order against
 // each other and the fences, payload flags and references, the search hints; sums the live heap
 // bytes into c.used. One loop per encoding, so that none pays for another's decoding.
@@ -111,12 +91,12 @@ Status CheckSlots(SlotCheck& c) {
       if (e[nl::kSlotFlags + 1] != std::byte{0}) return bad(i, ": reserved byte");
       suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
       head = GetU32(e + nl::kSlotHead);
-      if (head != SuffixHead(suf.data(), suf.size())) return bad(i, ": key head mismatch");
+      if (head != Node::Head(suf)) return bad(i, ": key head mismatch");
       poff = off + klen;
       used += klen + plen;
     } else if constexpr (E == NodeEncoding::kFixedKeys) {
       suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-      head = SuffixHead(suf.data(), key_width);
+      head = Node::Head(suf);
       const uint16_t word = GetU16(e + key_width + 2);
       poff = GetU16(e + key_width);
       plen = word & ~kRefOverflowBit;
@@ -128,7 +108,7 @@ Status CheckSlots(SlotCheck& c) {
       used += plen;
     } else {
       suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-      head = SuffixHead(suf.data(), key_width);
+      head = Node::Head(suf);
       poff = static_cast<uint64_t>(e - p) + key_width;
       plen = c.payload_width;
     }
@@ -278,25 +258,25 @@ Status ValidateNode(std::span<const std::byte> page, uint64_t block, std::string
   }
   // The lower fence holds the prefix whenever it is finite, so keys compare with its suffix; the
   // upper fence need not share the prefix, so the last key is compared whole.
-  SlotCheck c{p,
-              bs,
-              block,
-              path,
-              count,
-              n.entry_size(),
-              key_width,
-              payload_width,
-              level,
-              heap_start,
-              pre_len,
-              max_key,
-              max_inline,
-              lower.empty() ? lower : lower.substr(pre_len),
-              !lower.empty(),
-              prefix,
-              upper,
-              count > 2 * kHintCount ? count / (kHintCount + 1) : 0,
-              lower.size() + upper.size()};
+  SlotCheck c{.p = p,
+              .bs = bs,
+              .block = block,
+              .path = path,
+              .count = count,
+              .entry_size = n.entry_size(),
+              .key_width = key_width,
+              .payload_width = payload_width,
+              .level = level,
+              .heap_start = heap_start,
+              .pre_len = pre_len,
+              .max_key = max_key,
+              .max_inline = max_inline,
+              .lower_suffix = lower.empty() ? lower : lower.substr(pre_len),
+              .has_lower = !lower.empty(),
+              .prefix = prefix,
+              .upper = upper,
+              .hint_dist = count > 2 * kHintCount ? count / (kHintCount + 1) : 0,
+              .used = lower.size() + upper.size()};
   switch (encoding) {
     case NodeEncoding::kVariable:
       VDE_RETURN_IF_ERROR(CheckSlots<NodeEncoding::kVariable>(c));
