@@ -367,7 +367,7 @@ class FileEnv {
     uint64_t seq_root = 0, rnd_root = 0;
     if (!Build(&seq, tree_mb * (1 << 20) / 108, false, &seq_root)) return;
     if (!Build(&rnd, random_mb * (1 << 20) / 155, true, &rnd_root)) return;
-    io = AlignedBuffer(8 << 20, 4096);
+    io = AlignedBuffer(8 << 20, 4096, AlignedBuffer::Pages::kHuge);
     if (!device->RegisterMemory(io.span()).ok()) return;
     PageCacheOptions po;
     po.budget_bytes = cache_mb << 20;

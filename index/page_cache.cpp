@@ -262,7 +262,7 @@ PageCache::PageCache(blockdev::BlockDevice* device, uint32_t frame_count, uint32
       block_size_(device->block_size()),
       frame_count_(frame_count),
       buffer_(static_cast<size_t>(frame_count) * device->block_size(),
-              std::max<size_t>(device->alignment(), 64)),
+              std::max<size_t>(device->alignment(), 64), AlignedBuffer::Pages::kHuge),
       base_(buffer_.data()),
       frames_(new Frame[frame_count]),
       table_(table_capacity),
