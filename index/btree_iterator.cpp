@@ -12,8 +12,10 @@
 // the grandparent, and higher, at the parent's end) and hands the missing ones to the cache's
 // read-ahead threads (PageCache::PrefetchAsync); the window doubles from kFirstWindow up to
 // IteratorOptions::readahead_max, or kSequentialFactor times that while the leaves lie in
-// sequence on disk (capped at frames/8, so read-ahead never floods the cache). The iterator keeps
-// one window requested beyond the one it walks, so the next is read while this one is used. A
+// sequence on disk (capped at frames/8, so read-ahead never floods the cache). Each request also
+// names the parent after the one its window ends in, so that windows cross into parents that are
+// already resident. The iterator keeps one window requested beyond the one it walks, so the next
+// is read while this one is used. A
 // Seek or a change of direction starts over; Get and MultiGet never read ahead.
 #include <algorithm>
 #include <cstring>
@@ -245,6 +247,20 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
     if (!tree_->CheckChildPointer(lv[last].page, leaf).ok()) return;
     out->push_back(leaf);
   }
+  // The parent after the one the window ends in: read it ahead too, so that a later window
+  // crossing into it finds it resident. Otherwise a cold scan reads one inner page in its own
+  // thread every few hundred leaves, waiting behind the read-ahead in the device's queue.
+  if (last == 0) return;
+  const Node gp(lv[last - 1].guard.data().data(), bs);
+  const uint32_t s = lv[last - 1].slot;
+  if (dir > 0 ? s >= gp.count() : s == 0) return;
+  // It holds keys in (key s, key s+1] going forward, (key s-2, key s-1] backward: skip it when
+  // that lies wholly outside the bounds, as the leaves above.
+  if (dir > 0 && !ub.empty() && gp.CompareKey(s, ub) >= 0) return;
+  if (dir < 0 && !lb.empty() && gp.CompareKey(s - 1, lb) < 0) return;
+  const uint64_t next = gp.child(s + dir);
+  if (!tree_->CheckChildPointer(lv[last - 1].page, next).ok()) return;
+  (void)tree_->cache_->PrefetchAsync(std::span<const uint64_t>(&next, 1), &ValidateNode);
 }
 
 void BTree::Iterator::Finish(Status s) {
