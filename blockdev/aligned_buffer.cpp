@@ -8,6 +8,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 namespace vde {
@@ -15,8 +16,9 @@ namespace vde {
 namespace {
 
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-// A fresh anonymous mapping of `bytes` (a multiple of the page size) starting at a multiple of
-// kHugePageBytes, its whole huge pages advised; nullptr when the kernel refuses the mapping.
+// A fresh anonymous mapping of `bytes` (a multiple of the system's page size) starting at a
+// multiple of kHugePageBytes, its whole huge pages advised; nullptr when the kernel refuses the
+// mapping.
 std::byte* MapHuge(size_t bytes) {
   constexpr size_t kHuge = AlignedBuffer::kHugePageBytes;
   const size_t span = bytes + kHuge;  // room to slide the start to a huge-page boundary
@@ -42,7 +44,7 @@ AlignedBuffer::AlignedBuffer(size_t size, size_t alignment, Pages pages) : size_
   const size_t rounded = (size + alignment - 1) & ~(alignment - 1);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (pages == Pages::kHuge && rounded >= kHugePageBytes) {
-    const size_t page = 4096;
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     const size_t bytes = (rounded + page - 1) & ~(page - 1);
     if (alignment <= kHugePageBytes) {
       data_ = MapHuge(bytes);

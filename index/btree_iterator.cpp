@@ -15,8 +15,8 @@
 // sequence on disk (capped at frames/8, so read-ahead never floods the cache). Each request also
 // names the parent after the one its window ends in, so that windows cross into parents that are
 // already resident. The iterator keeps one window requested beyond the one it walks, so the next
-// is read while this one is used. A
-// Seek or a change of direction starts over; Get and MultiGet never read ahead.
+// is read while this one is used. A Seek or a change of direction starts over; Get and MultiGet
+// never read ahead.
 #include <algorithm>
 #include <cstring>
 #include <mutex>

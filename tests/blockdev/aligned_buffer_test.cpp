@@ -39,6 +39,21 @@ TEST(AlignedBuffer, HugePagesAlignLargeBuffersToAHugePage) {
   EXPECT_TRUE(AllZero(small));
 }
 
+TEST(AlignedBuffer, HugeBuffersMoveAndRelease) {
+  AlignedBuffer a(3 * AlignedBuffer::kHugePageBytes, 4096, AlignedBuffer::Pages::kHuge);
+  a.data()[0] = std::byte{1};
+  AlignedBuffer b(std::move(a));
+  EXPECT_EQ(b.data()[0], std::byte{1});
+  AlignedBuffer c(5000, 4096);  // from the heap
+  c = std::move(b);             // frees c's heap memory, takes b's mapping
+  EXPECT_EQ(c.data()[0], std::byte{1});
+  EXPECT_EQ(c.size(), 3 * AlignedBuffer::kHugePageBytes);
+  AlignedBuffer d(AlignedBuffer::kHugePageBytes, 4096, AlignedBuffer::Pages::kHuge);
+  d = std::move(c);  // unmaps d's own mapping first
+  d.data()[d.size() - 1] = std::byte{2};
+  EXPECT_EQ(d.data()[0], std::byte{1});
+}
+
 // The mapping that holds a kHuge buffer is one the kernel may back with transparent huge pages
 // (smaps' THPeligible), wherever the kernel offers them at all. Whether it does back it depends
 // on free memory, so that is not asserted.
