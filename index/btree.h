@@ -367,8 +367,10 @@ class BTree::Iterator {
   void NoteLeafStep(int dir);
   void ResetReadAhead();
   // Appends to *out the leaves at distance 1..want from the current one in direction dir, as
-  // path_ locates it, within the bounds. Advisory: stops early on any error.
-  void CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out);
+  // path_ locates it, within the bounds, and sets *next_parent to the parent page after the one
+  // the last of them hangs from (left alone when there is none within the bounds). Advisory:
+  // stops early on any error.
+  void CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out, uint64_t* next_parent);
   Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
   // The tree's modification count, or 0 for a snapshot (which never changes).
   uint64_t TreeVersion() const;

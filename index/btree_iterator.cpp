@@ -161,16 +161,21 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   // then the new window.
   const uint32_t skip = target_requested ? ra_ahead_ + 1 : 0;
   std::vector<uint64_t> leaves;
-  CollectLeaves(dir, skip + window, &leaves);
+  uint64_t next_parent = kNoPage;
+  CollectLeaves(dir, skip + window, &leaves, &next_parent);
   if (leaves.size() <= skip) return;
-  const std::span<const uint64_t> fresh(leaves.data() + skip, leaves.size() - skip);
+  const size_t fresh = leaves.size() - skip;
   size_t adjacent = 0;
-  for (size_t i = 1; i < fresh.size(); i++) {
-    adjacent += dir > 0 ? fresh[i] == fresh[i - 1] + 1 : fresh[i] + 1 == fresh[i - 1];
+  for (size_t i = skip + 1; i < leaves.size(); i++) {
+    adjacent += dir > 0 ? leaves[i] == leaves[i - 1] + 1 : leaves[i] + 1 == leaves[i - 1];
   }
-  ra_sequential_ = fresh.size() >= 2 && adjacent * 4 >= (fresh.size() - 1) * 3;
-  // Advisory: a leaf that fails here fails again, with its error, when the scan pins it.
-  const uint32_t covered = tree_->cache_->PrefetchAsync(fresh, &ValidateNode);
+  ra_sequential_ = fresh >= 2 && adjacent * 4 >= (fresh - 1) * 3;
+  // The next parent goes in the same request, last (one job, one read-ahead thread woken).
+  if (next_parent != kNoPage) leaves.push_back(next_parent);
+  // Advisory: a page that fails here fails again, with its error, when the scan pins it.
+  const uint32_t covered = static_cast<uint32_t>(
+      std::min<size_t>(fresh, tree_->cache_->PrefetchAsync(
+                                  std::span<const uint64_t>(leaves).subspan(skip), &ValidateNode)));
   if (covered == 0) return;  // the cache has enough in flight: try again at the next step
   ra_window_ = window;
   // Leaves requested beyond the target (which is the first of `fresh` when it was not yet).
@@ -181,7 +186,8 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   RaiseMax(rc.readahead_max_window, window);
 }
 
-void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out) {
+void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out,
+                                    uint64_t* next_parent) {
   const uint32_t bs = tree_->block_size_;
   struct Level {
     uint64_t page;
@@ -247,7 +253,7 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
     if (!tree_->CheckChildPointer(lv[last].page, leaf).ok()) return;
     out->push_back(leaf);
   }
-  // The parent after the one the window ends in: read it ahead too, so that a later window
+  // The parent after the one the window ends in, to be read ahead too, so that a later window
   // crossing into it finds it resident. Otherwise a cold scan reads one inner page in its own
   // thread every few hundred leaves, waiting behind the read-ahead in the device's queue.
   if (last == 0) return;
@@ -260,7 +266,7 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
   if (dir < 0 && !lb.empty() && gp.CompareKey(s - 1, lb) < 0) return;
   const uint64_t next = gp.child(s + dir);
   if (!tree_->CheckChildPointer(lv[last - 1].page, next).ok()) return;
-  (void)tree_->cache_->PrefetchAsync(std::span<const uint64_t>(&next, 1), &ValidateNode);
+  *next_parent = next;
 }
 
 void BTree::Iterator::Finish(Status s) {
