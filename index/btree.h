@@ -357,6 +357,10 @@ class BTree::Iterator {
   Status NextLeaf();
   Status PrevLeaf();
   void CopyLeaf(const SharedGuard& leaf);
+  struct PathLevel {
+    uint64_t page = 0;
+    uint32_t slot = 0;
+  };
   // DescendShared that also records path_ (btree_iterator.cpp).
   Result<SharedGuard> Descend(std::string_view key, Descent how);
   // The leaf next to the current one in direction dir, through the parent the last descent
@@ -366,11 +370,18 @@ class BTree::Iterator {
   // Read-ahead: called before each step to the neighbouring leaf in direction dir (+1 / -1).
   void NoteLeafStep(int dir);
   void ResetReadAhead();
-  // Appends to *out the leaves at distance 1..want from the current one in direction dir, as
-  // path_ locates it, within the bounds, and sets *next_parent to the parent page after the one
-  // the last of them hangs from (left alone when there is none within the bounds). Advisory:
-  // stops early on any error.
-  void CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out, uint64_t* next_parent);
+  // Appends to *out the leaves at distance 1..want in direction dir from the leaf `from` leads
+  // to (path_, or where the last window ended), within the bounds, and sets *end to the path of
+  // the last of them. Appends to *parents the parent pages after the one the last leaf hangs
+  // from, enough to hold about `parent_leaves` more leaves (within the bounds, under the same
+  // grandparent), and any parent the walk found missing. With `blocked`, never reads or waits
+  // for an inner page beyond `from`: the walk ends at one still being read, which it names in
+  // *blocked; without, it reads and waits as PinShared does. Advisory: stops early on any
+  // error.
+  void CollectLeaves(int dir, const std::vector<PathLevel>& from, uint32_t want,
+                     std::vector<uint64_t>* out, uint32_t parent_leaves,
+                     std::vector<uint64_t>* parents, std::vector<PathLevel>* end,
+                     uint64_t* blocked);
   Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
   // The tree's modification count, or 0 for a snapshot (which never changes).
   uint64_t TreeVersion() const;
@@ -390,10 +401,6 @@ class BTree::Iterator {
   mutable std::string value_;
   // The inner pages of the last descent, root first, and the child slot taken in each; valid
   // while path_version_ equals the tree's modifications_ (and is even: no change was under way).
-  struct PathLevel {
-    uint64_t page = 0;
-    uint32_t slot = 0;
-  };
   std::vector<PathLevel> path_;
   uint64_t path_version_ = ~uint64_t{0};
   // Read-ahead state: direction of the current run of leaf steps, its length, the last window,
@@ -403,6 +410,11 @@ class BTree::Iterator {
   uint32_t ra_window_ = 0;
   uint32_t ra_ahead_ = 0;
   bool ra_sequential_ = false;  // the last window's leaves lay in sequence on disk
+  // The path to the last leaf read ahead, taken at tree version ra_end_version_ (empty when not
+  // known): the next window is collected from there.
+  std::vector<PathLevel> ra_end_;
+  uint64_t ra_end_version_ = 0;
+  uint64_t ra_blocked_ = kNoPage;  // the inner page the last walk found still being read
 };
 
 }  // namespace vde::index

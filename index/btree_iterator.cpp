@@ -7,15 +7,19 @@
 //
 // Read-ahead. Each descent records the inner pages it went through and the child slot taken in
 // each (path_), so the iterator knows where its leaf sits among its parent's children. Once a
-// scan has stepped over kReadAheadAfter leaves in one direction, a step whose target was not
-// read ahead collects the next `window` leaves from the parent's child list (moving on through
-// the grandparent, and higher, at the parent's end) and hands the missing ones to the cache's
-// read-ahead threads (PageCache::PrefetchAsync); the window doubles from kFirstWindow up to
-// IteratorOptions::readahead_max, or kSequentialFactor times that while the leaves lie in
-// sequence on disk (capped at frames/8, so read-ahead never floods the cache). Each request also
-// names the parent after the one its window ends in, so that windows cross into parents that are
-// already resident. The iterator keeps one window requested beyond the one it walks, so the next
-// is read while this one is used. A Seek or a change of direction starts over; Get and MultiGet
+// scan has stepped over kReadAheadAfter leaves in one direction, it collects the next `window`
+// leaves from the parent's child list (moving on through the grandparent, and higher, at the
+// parent's end) and hands the missing ones to the cache's read-ahead threads
+// (PageCache::PrefetchAsync); the window doubles from kFirstWindow up to
+// IteratorOptions::readahead_max (capped at frames/8, so read-ahead never floods the cache). It
+// keeps one window requested beyond the one it walks, or kSequentialLead full-size windows
+// while the leaves lie in sequence on disk, and collects each from where the last one ended
+// (ra_end_).
+// Each request also names the parent pages the next few windows will cross, so that windows
+// cross into parents that are already resident. While the scan is ahead of its next leaf, the
+// walk never reads an inner page itself nor waits for one still being read: it stops there
+// (ra_blocked_) and goes on once the page is in, so a scan never waits behind its own
+// read-ahead to plan more of it. A Seek or a change of direction starts over; Get and MultiGet
 // never read ahead.
 #include <algorithm>
 #include <cstring>
@@ -31,9 +35,13 @@ namespace {
 
 constexpr uint32_t kReadAheadAfter = 2;
 constexpr uint32_t kFirstWindow = 2;
-// How much larger a window may grow when its leaves lie in sequence on disk (at least 3 in 4
-// adjacent to the one before).
-constexpr uint32_t kSequentialFactor = 4;
+// How many windows are kept requested ahead while the leaves lie in sequence on disk (at least
+// 3 in 4 adjacent to the one before); otherwise one.
+constexpr uint32_t kSequentialLead = 4;
+// Each window also names the parent pages that about this many more windows will cross, at most
+// kMaxParentsAhead of them.
+constexpr uint32_t kParentWindows = 4;
+constexpr uint32_t kMaxParentsAhead = 16;
 
 void RaiseMax(std::atomic<uint64_t>& max, uint64_t v) {
   uint64_t seen = max.load(std::memory_order_relaxed);
@@ -133,6 +141,8 @@ void BTree::Iterator::ResetReadAhead() {
   ra_window_ = 0;
   ra_ahead_ = 0;
   ra_sequential_ = false;
+  ra_end_.clear();
+  ra_blocked_ = kNoPage;
 }
 
 void BTree::Iterator::NoteLeafStep(int dir) {
@@ -149,34 +159,69 @@ void BTree::Iterator::NoteLeafStep(int dir) {
       path_version_ != TreeVersion()) {
     return;
   }
-  // Keep at least one window requested beyond the target, so that the read-ahead thread
-  // reads the next window while the scan walks this one.
-  if (target_requested && ra_ahead_ >= ra_window_) return;
-  // Leaves that lie next to each other on disk are read in a few large requests: windows of
-  // them may grow to kSequentialFactor times the limit at the same cost in device requests.
-  const uint32_t limit = options_.readahead_max * (ra_sequential_ ? kSequentialFactor : 1);
-  const uint32_t max = std::min(limit, std::max(1u, tree_->cache_->frames() / 8));
-  const uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);
-  // Leaves from the target on: those already requested (the target and ra_ahead_ after it),
-  // then the new window.
-  const uint32_t skip = target_requested ? ra_ahead_ + 1 : 0;
+  // Keep windows requested beyond the target, so that the read-ahead threads read the next
+  // while the scan walks this one: one, or kSequentialLead while the leaves lie in sequence on
+  // disk (the device then completes each window's large requests about together, after a
+  // time that grows with the window: several smaller windows in flight keep it busy and hand
+  // the scan its first pages sooner than one large window would).
+  // The lead only once windows are full size: until then a short scan wastes no more than the
+  // window doubling does.
+  const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
+  const uint32_t lead = ra_sequential_ && ra_window_ >= max ? kSequentialLead : 1;
+  if (target_requested && ra_ahead_ >= ra_window_ * lead) return;
+  uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);
+  // The last walk stopped at an inner page still being read: wait until it is in, unless the
+  // scan has caught up (its next leaf was not read ahead), when the walk waits for it as the
+  // scan itself would.
+  if (ra_blocked_ != kNoPage && target_requested) {
+    SharedGuard g;
+    if (tree_->cache_->TryPinShared(ra_blocked_, &ValidateNode, &g) == PageCache::Ready::kBusy) {
+      return;
+    }
+  }
+  ra_blocked_ = kNoPage;
+  // The cache takes only so much read-ahead in flight: wait for room for half a window rather
+  // than collect leaves it would refuse.
+  const size_t room = tree_->cache_->ReadAheadRoom();
+  if (room < window) {
+    if (room == 0 || room < window / 2) return;
+    window = static_cast<uint32_t>(room);
+  }
+  // Collect from where the last window ended when that is known (the tree unchanged since);
+  // else from the target on, skipping those already requested (the target and ra_ahead_ after
+  // it).
+  const bool resume = target_requested && !ra_end_.empty() && ra_end_version_ == path_version_;
+  const uint32_t skip = resume || !target_requested ? 0 : ra_ahead_ + 1;
   std::vector<uint64_t> leaves;
-  uint64_t next_parent = kNoPage;
-  CollectLeaves(dir, skip + window, &leaves, &next_parent);
-  if (leaves.size() <= skip) return;
+  std::vector<uint64_t> parents;
+  std::vector<PathLevel> end;
+  // With the parents the next kParentWindows windows may cross.
+  CollectLeaves(dir, resume ? ra_end_ : path_, skip + window, &leaves, kParentWindows * window,
+                &parents, &end, target_requested ? &ra_blocked_ : nullptr);
+  if (leaves.size() <= skip) {
+    // Nothing new: the walk stopped at an inner page still being read (ra_blocked_, retried
+    // once it is), or at the end. Keep where the last window ended.
+    if (!parents.empty()) (void)tree_->cache_->PrefetchAsync(parents, &ValidateNode);
+    return;
+  }
+  ra_end_.clear();
   const size_t fresh = leaves.size() - skip;
   size_t adjacent = 0;
   for (size_t i = skip + 1; i < leaves.size(); i++) {
     adjacent += dir > 0 ? leaves[i] == leaves[i - 1] + 1 : leaves[i] + 1 == leaves[i - 1];
   }
   ra_sequential_ = fresh >= 2 && adjacent * 4 >= (fresh - 1) * 3;
-  // The next parent goes in the same request, last (one job, one read-ahead thread woken).
-  if (next_parent != kNoPage) leaves.push_back(next_parent);
+  // The parents go in the same request, last (one job, one read-ahead thread woken).
+  leaves.insert(leaves.end(), parents.begin(), parents.end());
   // Advisory: a page that fails here fails again, with its error, when the scan pins it.
   const uint32_t covered = static_cast<uint32_t>(
       std::min<size_t>(fresh, tree_->cache_->PrefetchAsync(
                                   std::span<const uint64_t>(leaves).subspan(skip), &ValidateNode)));
   if (covered == 0) return;  // the cache has enough in flight: try again at the next step
+  if (covered == fresh) {    // the next window starts after the last of these
+    ra_end_ = std::move(end);
+    ra_end_version_ = path_version_;
+  }
   ra_window_ = window;
   // Leaves requested beyond the target (which is the first of `fresh` when it was not yet).
   ra_ahead_ = target_requested ? ra_ahead_ + covered : covered - 1;
@@ -186,8 +231,10 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   RaiseMax(rc.readahead_max_window, window);
 }
 
-void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t>* out,
-                                    uint64_t* next_parent) {
+void BTree::Iterator::CollectLeaves(int dir, const std::vector<PathLevel>& from, uint32_t want,
+                                    std::vector<uint64_t>* out, uint32_t parent_leaves,
+                                    std::vector<uint64_t>* parents, std::vector<PathLevel>* end,
+                                    uint64_t* blocked) {
   const uint32_t bs = tree_->block_size_;
   struct Level {
     uint64_t page;
@@ -199,8 +246,8 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
   // that is no longer where the descent saw it: a page latched here is then always one the tree
   // still references (never a freed block, which a writer waits to reuse).
   std::vector<Level> lv;
-  lv.reserve(path_.size());
-  for (const PathLevel& p : path_) {
+  lv.reserve(from.size());
+  for (const PathLevel& p : from) {
     Result<SharedGuard> g = tree_->PinShared(p.page);
     if (!g.has_value()) return;
     bool moved;
@@ -225,11 +272,28 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
     const Node up(lv[l - 1].guard.data().data(), bs);
     const uint64_t id = up.child(lv[l - 1].slot);
     if (!tree_->CheckChildPointer(lv[l - 1].page, id).ok()) return false;
-    Result<SharedGuard> g = tree_->PinShared(id);
-    if (!g.has_value()) return false;
-    const Node cn(g->data().data(), bs);
+    // Never read or wait here: a page still being read (named by an earlier window) ends this
+    // window, and one not resident is read ahead with it.
+    SharedGuard g;
+    if (blocked == nullptr) {  // the scan has caught up: read or wait as it would
+      Result<SharedGuard> r = tree_->PinShared(id);
+      if (!r.has_value()) return false;
+      g = std::move(*r);
+    } else {
+      switch (tree_->cache_->TryPinShared(id, &ValidateNode, &g)) {
+        case PageCache::Ready::kPinned:
+          break;
+        case PageCache::Ready::kAbsent:
+          parents->push_back(id);
+          return false;
+        case PageCache::Ready::kBusy:
+          *blocked = id;
+          return false;
+      }
+    }
+    const Node cn(g.data().data(), bs);
     if (!tree_->CheckChild(up, lv[l - 1].page, lv[l - 1].slot, cn, id).ok()) return false;
-    lv[l] = {id, dir > 0 ? 0 : cn.count(), std::move(*g)};
+    lv[l] = {id, dir > 0 ? 0 : cn.count(), std::move(g)};
     return true;
   };
   const size_t last = lv.size() - 1;  // the leaves' parent
@@ -252,21 +316,31 @@ void BTree::Iterator::CollectLeaves(int dir, uint32_t want, std::vector<uint64_t
     const uint64_t leaf = p.child(j);
     if (!tree_->CheckChildPointer(lv[last].page, leaf).ok()) return;
     out->push_back(leaf);
+    end->resize(lv.size());
+    for (size_t l = 0; l < lv.size(); l++) (*end)[l] = {lv[l].page, lv[l].slot};
   }
-  // The parent after the one the window ends in, to be read ahead too, so that a later window
-  // crossing into it finds it resident. Otherwise a cold scan reads one inner page in its own
-  // thread every few hundred leaves, waiting behind the read-ahead in the device's queue.
-  if (last == 0) return;
+  // The parents after the one the window ends in, as many as the next window may cross, to be
+  // read ahead too, so that later windows cross into parents that are already resident.
+  // Otherwise a cold scan reads inner pages in its own thread, one at a time, each waiting
+  // behind the read-ahead in the device's queue.
+  if (last == 0 || parent_leaves == 0) return;
   const Node gp(lv[last - 1].guard.data().data(), bs);
   const uint32_t s = lv[last - 1].slot;
-  if (dir > 0 ? s >= gp.count() : s == 0) return;
-  // It holds keys in (key s, key s+1] going forward, (key s-2, key s-1] backward: skip it when
-  // that lies wholly outside the bounds, as the leaves above.
-  if (dir > 0 && !ub.empty() && gp.CompareKey(s, ub) >= 0) return;
-  if (dir < 0 && !lb.empty() && gp.CompareKey(s - 1, lb) < 0) return;
-  const uint64_t next = gp.child(s + dir);
-  if (!tree_->CheckChildPointer(lv[last - 1].page, next).ok()) return;
-  *next_parent = next;
+  // At the fan-out of the parent the window ends in, and one more: the next window is collected
+  // as soon as this one is requested, and must not find its first parent still in flight.
+  const uint32_t fanout = Node(lv[last].guard.data().data(), bs).count() + 1;
+  const uint32_t parents_want = std::min<uint32_t>(kMaxParentsAhead, parent_leaves / fanout + 2);
+  for (uint32_t k = 1; k <= parents_want; k++) {
+    if (dir > 0 ? s + k > gp.count() : s < k) return;
+    const uint32_t c = dir > 0 ? s + k : s - k;
+    // Child c holds keys in (key c-1, key c]: stop once that lies wholly outside the bounds, as
+    // for the leaves above.
+    if (dir > 0 && !ub.empty() && gp.CompareKey(c - 1, ub) >= 0) return;
+    if (dir < 0 && !lb.empty() && gp.CompareKey(c, lb) < 0) return;
+    const uint64_t next = gp.child(c);
+    if (!tree_->CheckChildPointer(lv[last - 1].page, next).ok()) return;
+    parents->push_back(next);
+  }
 }
 
 void BTree::Iterator::Finish(Status s) {

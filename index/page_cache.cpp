@@ -240,6 +240,14 @@ Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* devi
         " bytes; at least " + std::to_string(kMinFrames) + " are needed");
   }
   n = std::min<uint64_t>(n, uint64_t{1} << 30);
+  // Frames registered with the device fill whole huge pages when that costs at most 1/8 of
+  // them (the buffer's tail past the last whole huge page would be in ordinary pages). The
+  // kernel then registers the buffer as huge pages, and a read into adjacent frames is one
+  // segment per huge page instead of one per frame: on a virtio disk that is a descriptor each,
+  // out of a queue of a few hundred, so a read-ahead of scattered 4 KiB segments holds the whole
+  // queue, and its requests stay under 1 MiB.
+  const uint64_t per_huge = AlignedBuffer::kHugePageBytes / bs;
+  if (options.register_memory && per_huge > 1 && n >= 8 * per_huge) n = n / per_huge * per_huge;
   uint64_t capacity = std::bit_ceil(2 * n);
   std::unique_ptr<PageCache> cache;
   try {
@@ -631,6 +639,33 @@ Result<PageCache::Frame*> PageCache::Fix(uint64_t page, bool exclusive, PageChec
 Result<PageCache::SharedGuard> PageCache::PinShared(uint64_t page, PageCheck check) {
   VDE_ASSIGN_OR_RETURN(Frame * f, Fix(page, false, check));
   return SharedGuard(this, f);
+}
+
+PageCache::Ready PageCache::TryPinShared(uint64_t page, PageCheck check, SharedGuard* out) {
+  if (page == kNoPage) return Ready::kAbsent;
+  const uint32_t idx = table_.Find(page);
+  if (idx >= frame_count_) return Ready::kAbsent;
+  Frame* f = &frames_[idx];
+  // As FixResident: pinned, the frame cannot be reused, so look at its page again.
+  if (f->page.load(std::memory_order_acquire) != page || !TryPin(f)) return Ready::kBusy;
+  if (f->page.load(std::memory_order_acquire) != page) {
+    Unpin(f);
+    return Ready::kBusy;
+  }
+  if (!f->latch.TryLockShared()) {
+    Unpin(f);
+    return Ready::kBusy;
+  }
+  if (f->page.load(std::memory_order_acquire) == page &&
+      (check == nullptr || f->checked.load(std::memory_order_acquire) == check)) {
+    NoteUse(f);
+    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    *out = SharedGuard(this, f);
+    return Ready::kPinned;
+  }
+  f->latch.UnlockShared();
+  Unpin(f);
+  return Ready::kBusy;
 }
 
 Result<PageCache::ExclusiveGuard> PageCache::PinExclusive(uint64_t page, PageCheck check) {

@@ -237,6 +237,16 @@ class PageCache {
   // it is not resident.
   Result<SharedGuard> PinShared(uint64_t page, PageCheck check = nullptr);
   Result<ExclusiveGuard> PinExclusive(uint64_t page, PageCheck check = nullptr);
+  // Pins `page` shared only if that needs neither a read nor a wait: it is resident, checked
+  // with `check` (as PinShared would have), and nobody holds its latch exclusively (a read in
+  // flight, or a writer). Read-ahead walks inner pages this way, so that it never stops behind
+  // its own earlier reads.
+  enum class Ready : uint8_t {
+    kPinned,  // *out holds the pin
+    kBusy,    // resident but latched, or not yet checked with `check`
+    kAbsent,  // not resident
+  };
+  Ready TryPinShared(uint64_t page, PageCheck check, SharedGuard* out);
   // Pins a page that is new on disk: a zero-filled frame, already dirty, never read, created in
   // snapshot epoch `epoch` (see ExclusiveGuard::epoch). A resident copy of `page` is stale (its
   // block was freed and handed out again; a reader that raced a root change may have read it
@@ -270,6 +280,8 @@ class PageCache {
   // their way (0 when the cap is reached, or no frame came free). A page whose read or check fails
   // is not cached: its pin reads it again and gets the error.
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
+  // How many more pages PrefetchAsync would take now (0: enough is in flight). Advisory.
+  size_t ReadAheadRoom() const;
   // Waits until every read PrefetchAsync started before this call (and any queued meanwhile)
   // has completed. For benchmarks and tests that must not overlap the read-ahead thread.
   void WaitForReadAhead();
@@ -421,7 +433,9 @@ class PageCache {
   std::condition_variable ra_cv_;
   std::condition_variable ra_idle_cv_;  // ra_claimed_ fell to 0
   std::deque<ReadAheadJob> ra_queue_;
-  size_t ra_claimed_ = 0;
+  // At most this many pages are claimed for read-ahead at once.
+  size_t ReadAheadLimit() const { return std::max<size_t>(1, frame_count_ / 4); }
+  std::atomic<size_t> ra_claimed_{0};  // changed under ra_mu_; read without it by ReadAheadRoom
   bool ra_stop_ = false;
   uint32_t ra_thread_count_ = 0;         // PageCacheOptions::readahead_threads
   std::vector<std::thread> ra_threads_;  // started by the first PrefetchAsync

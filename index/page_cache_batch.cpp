@@ -215,8 +215,14 @@ Status PageCache::Prefetch(std::span<const uint64_t> pages, PageCheck check) {
   return ReadPrefetched(loading, check);
 }
 
+size_t PageCache::ReadAheadRoom() const {
+  const size_t limit = ReadAheadLimit();
+  const size_t claimed = ra_claimed_.load(std::memory_order_relaxed);
+  return claimed >= limit ? 0 : limit - claimed;
+}
+
 uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck check) {
-  const size_t limit = std::max<size_t>(1, frame_count_ / 4);
+  const size_t limit = ReadAheadLimit();
   std::unique_lock lk(ra_mu_);
   if (ra_stop_) return 0;
   while (ra_threads_.size() < ra_thread_count_) {

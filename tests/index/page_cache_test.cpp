@@ -266,6 +266,68 @@ TEST(PageCache, PrefetchReadsMissingPagesInOneBatch) {
   EXPECT_EQ(cache->stats().misses, misses);
 }
 
+Status AcceptAll(std::span<const std::byte>, uint64_t, std::string_view) {
+  return Status::OK();
+}
+
+// TryPinShared pins only what needs neither a read nor a wait.
+TEST(PageCache, TryPinSharedNeverReadsNorWaits) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  for (uint64_t b = 1; b < 64; b++) WritePage(dev.get(), b, b);
+  auto cache = MakeCache(dev.get(), 32);
+  PageCache::SharedGuard g;
+  EXPECT_EQ(cache->TryPinShared(5, nullptr, &g), PageCache::Ready::kAbsent);
+  EXPECT_FALSE(g.valid());
+  EXPECT_EQ(cache->stats().pages_read, 0u) << "an absent page is not read";
+  ASSERT_TRUE(cache->PinShared(5).has_value());
+  ASSERT_EQ(cache->TryPinShared(5, nullptr, &g), PageCache::Ready::kPinned);
+  EXPECT_EQ(Tag(g.data()), 5u);
+  // Shared pins coexist.
+  PageCache::SharedGuard g2;
+  EXPECT_EQ(cache->TryPinShared(5, nullptr, &g2), PageCache::Ready::kPinned);
+  g.Release();
+  g2.Release();
+  {
+    // Latched exclusively, as a page being read is: busy, at once.
+    auto x = cache->PinExclusive(5);
+    ASSERT_TRUE(x.has_value());
+    EXPECT_EQ(cache->TryPinShared(5, nullptr, &g), PageCache::Ready::kBusy);
+    EXPECT_FALSE(g.valid());
+  }
+  // Not yet checked with the check asked for (PinShared would run it): busy too.
+  EXPECT_EQ(cache->TryPinShared(5, &AcceptAll, &g), PageCache::Ready::kBusy);
+  ASSERT_TRUE(cache->PinShared(5, &AcceptAll).has_value());
+  EXPECT_EQ(cache->TryPinShared(5, &AcceptAll, &g), PageCache::Ready::kPinned);
+  g.Release();
+  EXPECT_EQ(cache->TryPinShared(kNoPage, nullptr, &g), PageCache::Ready::kAbsent);
+  EXPECT_EQ(cache->stats().pages_read, 1u);
+}
+
+// Registered frames fill whole huge pages when that costs at most 1/8 of them; the budget holds.
+TEST(PageCache, RegisteredFramesFillWholeHugePages) {
+  auto dev = RecordingDevice::Make(kBs, 64);
+  const uint64_t per_huge = AlignedBuffer::kHugePageBytes / kBs;
+  const uint64_t per_frame = PageCache::BudgetFor(1, kBs);
+  for (uint64_t budget : {uint64_t{20} << 20, uint64_t{33} << 20, uint64_t{5} << 20}) {
+    for (bool reg : {true, false}) {
+      SCOPED_TRACE(std::to_string(budget) + (reg ? " registered" : " unregistered"));
+      PageCacheOptions o;
+      o.budget_bytes = budget;
+      o.register_memory = reg;
+      auto c = PageCache::Create(dev.get(), o);
+      ASSERT_TRUE(c.has_value()) << c.status().ToString();
+      const uint64_t fit = budget / per_frame;
+      EXPECT_LE((*c)->memory_bytes(), budget);
+      if (reg && fit >= 8 * per_huge) {
+        EXPECT_EQ((*c)->frames() % per_huge, 0u);
+        EXPECT_GT((*c)->frames() + per_huge, fit);
+      } else {
+        EXPECT_EQ((*c)->frames(), fit);
+      }
+    }
+  }
+}
+
 // A block handed out again may still be cached from before it was freed (a reader that raced a
 // root change read it back): PinNew and Relocate drop that stale copy instead of failing.
 TEST(PageCache, NewAndRelocatedPagesReplaceAStaleResidentCopy) {
