@@ -12,9 +12,9 @@
 // parent's end) and hands the missing ones to the cache's read-ahead threads
 // (PageCache::PrefetchAsync); the window doubles from kFirstWindow up to
 // IteratorOptions::readahead_max (capped at frames/8, so read-ahead never floods the cache). It
-// keeps one window requested beyond the one it walks, or kSequentialLead full-size windows
-// while the leaves lie in sequence on disk, and collects each from where the last one ended
-// (ra_end_).
+// keeps one window requested beyond the one it walks; while the leaves lie in sequence on disk,
+// windows grow to kSequentialFactor times the limit (up to 1 MiB) and kSequentialLead
+// full-size windows are kept ahead. Each is collected from where the last one ended (ra_end_).
 // Each request also names the parent pages the next few windows will cross, so that windows
 // cross into parents that are already resident. While the scan is ahead of its next leaf, the
 // walk never reads an inner page itself nor waits for one still being read: it stops there
@@ -35,8 +35,12 @@ namespace {
 
 constexpr uint32_t kReadAheadAfter = 2;
 constexpr uint32_t kFirstWindow = 2;
-// How many windows are kept requested ahead while the leaves lie in sequence on disk (at least
-// 3 in 4 adjacent to the one before); otherwise one.
+// While the leaves lie in sequence on disk (at least 3 in 4 adjacent to the one before), windows
+// may grow to kSequentialFactor times the limit, but no larger than kSequentialWindowBytes
+// (unless the limit itself is), and kSequentialLead of them are kept requested ahead; otherwise
+// windows stop at the limit and one is kept ahead.
+constexpr uint32_t kSequentialFactor = 4;
+constexpr uint32_t kSequentialWindowBytes = 1u << 20;
 constexpr uint32_t kSequentialLead = 4;
 // Each window also names the parent pages that about this many more windows will cross, at most
 // kMaxParentsAhead of them.
@@ -161,12 +165,16 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   }
   // Keep windows requested beyond the target, so that the read-ahead threads read the next
   // while the scan walks this one: one, or kSequentialLead while the leaves lie in sequence on
-  // disk (the device then completes each window's large requests about together, after a
-  // time that grows with the window: several smaller windows in flight keep it busy and hand
-  // the scan its first pages sooner than one large window would).
-  // The lead only once windows are full size: until then a short scan wastes no more than the
-  // window doubling does.
-  const uint32_t max = std::min(options_.readahead_max, std::max(1u, tree_->cache_->frames() / 8));
+  // disk. Those are read in a few large requests, which the device completes about together,
+  // after a time that grows with the window: several windows of about 1 MiB in flight keep it
+  // busy and hand the scan its first pages sooner than one large window would. The lead only
+  // once windows are full size: until then a short scan wastes no more than the doubling does.
+  uint32_t max = options_.readahead_max;
+  if (ra_sequential_) {
+    const uint32_t bytes_cap = std::max(1u, kSequentialWindowBytes / tree_->block_size_);
+    max = std::max(max, std::min(max * kSequentialFactor, bytes_cap));
+  }
+  max = std::min(max, std::max(1u, tree_->cache_->frames() / 8));
   const uint32_t lead = ra_sequential_ && ra_window_ >= max ? kSequentialLead : 1;
   if (target_requested && ra_ahead_ >= ra_window_ * lead) return;
   uint32_t window = std::min(ra_window_ == 0 ? kFirstWindow : 2 * ra_window_, max);

@@ -73,11 +73,11 @@ TEST_F(ReadAheadTest, LongScansReadAheadInGrowingWindowsBothWays) {
     ASSERT_EQ(n, model.size());
     const BTreeReadStats rs2 = tree->read_stats();
     const PageCacheStats cs = cache_->stats();
-    // Windows grow to the limit (64); a key-order load lays the leaves out in sequence, so
-    // several full windows are kept in flight rather than larger ones.
-    EXPECT_EQ(rs2.readahead_max_window, 64u) << "2, 4, 8, ... up to the limit";
-    EXPECT_GE(rs2.readahead_windows - rs.readahead_windows, leaves / 64);
-    EXPECT_LE(rs2.readahead_windows - rs.readahead_windows, leaves / 64 + 8);
+    // A key-order load lays the leaves out in sequence, so windows grow to 4x the limit (64),
+    // which is 1 MiB of leaves here.
+    EXPECT_EQ(rs2.readahead_max_window, 256u) << "2, 4, 8, ... up to 4 x the limit";
+    EXPECT_GE(rs2.readahead_windows - rs.readahead_windows, leaves / 256);
+    EXPECT_LE(rs2.readahead_windows - rs.readahead_windows, leaves / 256 + 8);
     EXPECT_GE(cs.prefetch_pages, leaves - 4) << "all but the first few leaves read ahead";
     EXPECT_EQ(cs.prefetch_used, cs.prefetch_pages) << "every leaf read ahead was used";
     EXPECT_EQ(cs.prefetch_wasted, 0u);
