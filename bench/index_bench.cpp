@@ -9,7 +9,8 @@
 // two trees of 19-byte keys and 100-byte values: one of VDE_BENCH_TREE_MB MiB (default 512)
 // loaded in key order and one of VDE_BENCH_RANDOM_TREE_MB MiB (default 384) loaded in random
 // order, read through a cache of VDE_BENCH_CACHE_MB MiB (default 32: the trees are ~16x and
-// ~12x larger). Building them takes about 50 s on a 2-vCPU machine.
+// ~12x larger) with VDE_BENCH_RA_THREADS read-ahead threads (default: the cache's, 2). Building
+// them takes about 50 s on a 2-vCPU machine.
 //   BM_Device_*                    the device alone (reference, not interleaved)
 //   BM_Cold_MultiGet64/1           MultiGet of 64 random keys (inner pages resident, leaves
 //                                  not), each interleaved with a device batch of 64 random
@@ -371,6 +372,8 @@ class FileEnv {
     if (!device->RegisterMemory(io.span()).ok()) return;
     PageCacheOptions po;
     po.budget_bytes = cache_mb << 20;
+    po.readahead_threads =
+        static_cast<uint32_t>(EnvNumber("VDE_BENCH_RA_THREADS", po.readahead_threads));
     timed = std::make_unique<TimedDevice>(device.get());
     auto c = PageCache::Create(timed.get(), po);
     if (!c.has_value()) return;
