@@ -289,6 +289,7 @@ class TimedDevice final : public blockdev::BlockDevice {
   Status RegisterMemory(std::span<std::byte> region) override {
     return device_->RegisterMemory(region);
   }
+  bool RegistersMemory() const noexcept override { return device_->RegistersMemory(); }
   // Wall time the benchmark's thread (the one that made this device) spent in reads so far.
   // Reads made by the cache's read-ahead thread are not counted: they overlap the scan.
   double read_seconds() const { return read_seconds_; }

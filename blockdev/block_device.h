@@ -147,6 +147,10 @@ class BlockDevice {
   // Requests whose buffers lie inside a registered region then avoid per-I/O page pinning.
   // Optional: the default does nothing and returns OK. The region must outlive the device.
   virtual Status RegisterMemory(std::span<std::byte> region);
+  // True when RegisterMemory hands regions to the kernel (io_uring fixed buffers), so that how a
+  // region lies in physical memory shapes the device's requests (huge pages: one segment per
+  // 2 MiB; ordinary pages: one per 4 KiB). The default: false.
+  virtual bool RegistersMemory() const noexcept { return false; }
 
   DeviceStats stats() const noexcept;
 

@@ -109,6 +109,7 @@ class IoUringBlockDevice final : public BlockDevice {
   // before (one lying inside it is fine). Otherwise OK, also when registration is refused or
   // disabled by opts.register_buffers: I/O then simply uses unregistered buffers.
   Status RegisterMemory(std::span<std::byte> region) override;
+  bool RegistersMemory() const noexcept override { return register_buffers_; }
 
  private:
   IoUringBlockDevice(const std::string& path, const DeviceOptions& opts, DeviceFile file,

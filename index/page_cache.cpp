@@ -240,14 +240,16 @@ Result<std::unique_ptr<PageCache>> PageCache::Create(blockdev::BlockDevice* devi
         " bytes; at least " + std::to_string(kMinFrames) + " are needed");
   }
   n = std::min<uint64_t>(n, uint64_t{1} << 30);
-  // Frames registered with the device fill whole huge pages when that costs at most 1/8 of
-  // them (the buffer's tail past the last whole huge page would be in ordinary pages). The
-  // kernel then registers the buffer as huge pages, and a read into adjacent frames is one
-  // segment per huge page instead of one per frame: on a virtio disk that is a descriptor each,
-  // out of a queue of a few hundred, so a read-ahead of scattered 4 KiB segments holds the whole
-  // queue, and its requests stay under 1 MiB.
+  // Frames registered with the kernel (BlockDevice::RegistersMemory) fill whole huge pages when
+  // that costs at most 1/8 of them (the buffer's tail past the last whole huge page would be in
+  // ordinary pages). The kernel then registers the buffer as huge pages, and a read into adjacent
+  // frames is one segment per huge page instead of one per frame: on a virtio disk that is a
+  // descriptor each, out of a queue of a few hundred, so a read-ahead of scattered 4 KiB segments
+  // holds the whole queue, and its requests stay under 1 MiB.
   const uint64_t per_huge = AlignedBuffer::kHugePageBytes / bs;
-  if (options.register_memory && per_huge > 1 && n >= 8 * per_huge) n = n / per_huge * per_huge;
+  if (options.register_memory && device->RegistersMemory() && per_huge > 1 && n >= 8 * per_huge) {
+    n = n / per_huge * per_huge;
+  }
   uint64_t capacity = std::bit_ceil(2 * n);
   std::unique_ptr<PageCache> cache;
   try {

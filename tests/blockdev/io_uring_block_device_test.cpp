@@ -105,6 +105,7 @@ TEST_F(IoUringDeviceTest, FixedOpsUsedExactlyForRegisteredMemory) {
   auto dev = Open(Opts(64));
   ASSERT_NE(dev, nullptr);
   AlignedBuffer arena(16 * kBs, 4096);
+  EXPECT_TRUE(dev->RegistersMemory());
   ASSERT_TRUE(dev->RegisterMemory(arena.span()).ok());
   if (!dev->buffers_registered()) GTEST_SKIP() << "registration refused: " << Join(dev->notes());
   EXPECT_NE(dev->Describe().find("registered buffers"), std::string::npos) << dev->Describe();
@@ -143,6 +144,7 @@ TEST_F(IoUringDeviceTest, NoFixedOpsWhenRegistrationIsOff) {
   o.register_buffers = false;
   auto dev = Open(o);
   ASSERT_NE(dev, nullptr);
+  EXPECT_FALSE(dev->RegistersMemory());
   AlignedBuffer arena(8 * kBs, 4096);
   ASSERT_TRUE(dev->RegisterMemory(arena.span()).ok());
   EXPECT_FALSE(dev->buffers_registered());

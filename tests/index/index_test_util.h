@@ -79,6 +79,8 @@ class RecordingDevice final : public blockdev::BlockDevice {
     registered_.push_back(region);
     return Status::OK();
   }
+  // It records regions as a device that registers them would take them.
+  bool RegistersMemory() const noexcept override { return true; }
   // True when [p, p + n) lies inside a region given to RegisterMemory.
   bool IsRegistered(const std::byte* p, size_t n) const {
     std::lock_guard lk(mu_);

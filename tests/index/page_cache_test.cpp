@@ -10,6 +10,7 @@
 
 #include "blockdev/aligned_buffer.h"
 #include "blockdev/block_header.h"
+#include "blockdev/memory_block_device.h"
 #include "tests/index/index_test_util.h"
 #include "tests/test_util.h"
 
@@ -303,18 +304,29 @@ TEST(PageCache, TryPinSharedNeverReadsNorWaits) {
   EXPECT_EQ(cache->stats().pages_read, 1u);
 }
 
-// Registered frames fill whole huge pages when that costs at most 1/8 of them; the budget holds.
+// Frames registered with the kernel fill whole huge pages when that costs at most 1/8 of them;
+// the budget holds. Not on a device that registers nothing, nor unregistered.
 TEST(PageCache, RegisteredFramesFillWholeHugePages) {
-  auto dev = RecordingDevice::Make(kBs, 64);
+  auto recording = RecordingDevice::Make(kBs, 64);  // registers, as io_uring does
+  auto made = blockdev::MemoryBlockDevice::Create(kBs, 64);
+  ASSERT_TRUE(made.has_value());
+  std::unique_ptr<blockdev::MemoryBlockDevice> plain = std::move(*made);
+  ASSERT_TRUE(recording->RegistersMemory());
+  ASSERT_FALSE(plain->RegistersMemory());
   const uint64_t per_huge = AlignedBuffer::kHugePageBytes / kBs;
   const uint64_t per_frame = PageCache::BudgetFor(1, kBs);
   for (uint64_t budget : {uint64_t{20} << 20, uint64_t{33} << 20, uint64_t{5} << 20}) {
-    for (bool reg : {true, false}) {
-      SCOPED_TRACE(std::to_string(budget) + (reg ? " registered" : " unregistered"));
+    for (int mode = 0; mode < 3; mode++) {
+      const bool reg = mode == 0;
+      SCOPED_TRACE(std::to_string(budget) + (mode == 0   ? " registered"
+                                             : mode == 1 ? " unregistered"
+                                                         : " on a device that registers nothing"));
       PageCacheOptions o;
       o.budget_bytes = budget;
-      o.register_memory = reg;
-      auto c = PageCache::Create(dev.get(), o);
+      o.register_memory = mode != 1;
+      blockdev::BlockDevice* dev =
+          mode == 2 ? static_cast<blockdev::BlockDevice*>(plain.get()) : recording.get();
+      auto c = PageCache::Create(dev, o);
       ASSERT_TRUE(c.has_value()) << c.status().ToString();
       const uint64_t fit = budget / per_frame;
       EXPECT_LE((*c)->memory_bytes(), budget);
