@@ -576,10 +576,10 @@ bool PageCache::LatchPinned(Frame* f, uint64_t page, bool exclusive, PageCheck c
   return false;
 }
 
-PageCache::Frame* PageCache::FixResident(uint64_t page, bool exclusive, PageCheck check,
-                                         Status* failed) {
+PageCache::Frame* PageCache::PinIfResident(uint64_t page, bool* in_table) {
   const uint32_t idx = table_.Find(page);
-  if (idx >= frame_count_) return nullptr;
+  *in_table = idx < frame_count_;
+  if (!*in_table) return nullptr;
   Frame* f = &frames_[idx];
   if (f->page.load(std::memory_order_acquire) != page || !TryPin(f)) return nullptr;
   // Pinned, the frame cannot be reused; check again that it holds our page before waiting on
@@ -588,6 +588,14 @@ PageCache::Frame* PageCache::FixResident(uint64_t page, bool exclusive, PageChec
     Unpin(f);
     return nullptr;
   }
+  return f;
+}
+
+PageCache::Frame* PageCache::FixResident(uint64_t page, bool exclusive, PageCheck check,
+                                         Status* failed) {
+  bool in_table;
+  Frame* f = PinIfResident(page, &in_table);
+  if (f == nullptr) return nullptr;
   return LatchPinned(f, page, exclusive, check, failed) ? f : nullptr;
 }
 
@@ -645,15 +653,9 @@ Result<PageCache::SharedGuard> PageCache::PinShared(uint64_t page, PageCheck che
 
 PageCache::Ready PageCache::TryPinShared(uint64_t page, PageCheck check, SharedGuard* out) {
   if (page == kNoPage) return Ready::kAbsent;
-  const uint32_t idx = table_.Find(page);
-  if (idx >= frame_count_) return Ready::kAbsent;
-  Frame* f = &frames_[idx];
-  // As FixResident: pinned, the frame cannot be reused, so look at its page again.
-  if (f->page.load(std::memory_order_acquire) != page || !TryPin(f)) return Ready::kBusy;
-  if (f->page.load(std::memory_order_acquire) != page) {
-    Unpin(f);
-    return Ready::kBusy;
-  }
+  bool in_table;
+  Frame* f = PinIfResident(page, &in_table);
+  if (f == nullptr) return in_table ? Ready::kBusy : Ready::kAbsent;
   if (!f->latch.TryLockShared()) {
     Unpin(f);
     return Ready::kBusy;

@@ -367,6 +367,9 @@ class PageCache {
   // The lock-free hit: the frame holding `page`, pinned and latched, or null (take the locked
   // path). *failed is set when the page is resident but fails `check`.
   Frame* FixResident(uint64_t page, bool exclusive, PageCheck check, Status* failed);
+  // Pins the frame holding `page` if the page table has it and the frame is not being freed or
+  // reused; nullptr otherwise, with *in_table saying whether the table had the page. No latch.
+  Frame* PinIfResident(uint64_t page, bool* in_table);
   // Latches a frame pinned under mu_ (or by TryPin) and checks it holds `page`, running
   // `check` when the page has not passed it yet. False (unlatched, unpinned) when the frame no
   // longer holds the page; *failed set (unlatched, unpinned) when the check rejects it.
