@@ -328,29 +328,66 @@ class BTree::Iterator {
   void Seek(std::string_view key);
   // The last key <= key.
   void SeekForPrev(std::string_view key);
-  // REQUIRES: Valid().
-  void Next();
-  void Prev();
+  // REQUIRES: Valid(). Inline while the step stays inside the copy of the current leaf (a scan
+  // takes that path for every entry but the first of each leaf).
+  void Next() {
+    if (tree_->destroyed_.load(std::memory_order_acquire) || !TryStepInLeaf(+1)) NextSlow();
+  }
+  void Prev() {
+    if (tree_->destroyed_.load(std::memory_order_acquire) || !TryStepInLeaf(-1)) PrevSlow();
+  }
   // REQUIRES: Valid(). Views stay good until the iterator moves.
   std::string_view key() const { return key_; }
   // Reads an out-of-line value on first use; on failure returns an empty view and sets
-  // status() (which makes the iterator invalid).
-  std::string_view value() const;
+  // status() (which makes the iterator invalid). Inline for a value held in the leaf.
+  std::string_view value() const {
+    if (Valid()) {
+      const Node n = leaf();
+      if ((n.flags(slot_) & kSlotFlagOverflow) == 0) return n.payload(slot_);
+      if (value_loaded_) return value_;
+    }
+    return LoadValue();
+  }
   // OK unless positioning or value() failed (not-found positions are OK and !Valid()).
   Status status() const { return status_; }
   // Next (dir > 0) or Prev when the step stays inside the copy of the current leaf and touches
   // neither the tree nor the cache; false (nothing done) when the step needs them.
-  bool TryStepInLeaf(int dir);
+  bool TryStepInLeaf(int dir) {
+    if (!Valid() || leaf_version_ != TreeVersion()) return false;
+    if (dir > 0 ? slot_ + 1 >= leaf_count_ : slot_ == 0) return false;
+    StepInLeaf(dir > 0 ? 1 : -1);
+    return true;
+  }
   // Whether value() would read from the device (an out-of-line value not yet read).
-  bool ValueNeedsRead() const;
+  bool ValueNeedsRead() const {
+    return Valid() && (leaf().flags(slot_) & kSlotFlagOverflow) != 0 && !value_loaded_;
+  }
 
  private:
   friend class BTree;
   Iterator(const BTree* tree, IteratorOptions options);
 
   void Finish(Status s);
-  // REQUIRES: Valid(), the leaf copy current, slot_ + dir inside it. Moves there.
-  void StepInLeaf(int dir);
+  // Next and Prev when the step leaves the leaf copy (or the tree changed since it was taken).
+  void NextSlow();
+  void PrevSlow();
+  // value() for an out-of-line value not yet read, or an invalid iterator.
+  std::string_view LoadValue() const;
+  // REQUIRES: Valid(), the leaf copy current, slot_ + dir inside it. Moves there. key_ holds a
+  // key of this leaf, so its first prefix_len() bytes are the leaf's prefix: only the suffix
+  // changes.
+  void StepInLeaf(int dir) {
+    slot_ += dir;
+    value_loaded_ = false;
+    const Node n = leaf();
+    const std::string_view suf = n.suffix(slot_);
+    const size_t pre = n.prefix_len();
+    if (key_.size() != pre + suf.size()) key_.resize(pre + suf.size());
+    std::memcpy(key_.data() + pre, suf.data(), suf.size());
+    if (has_bounds_) CheckStepBound(dir);
+  }
+  // After a step within the leaf: invalid once the key crossed the bound ahead of it.
+  void CheckStepBound(int dir);
   Status AtOrAfter(std::string_view key, bool strict);
   Status AtOrBefore(std::string_view key, bool strict);
   Status AtLast();
@@ -384,7 +421,9 @@ class BTree::Iterator {
                      uint64_t* blocked);
   Node leaf() const { return Node(leaf_.get(), tree_->block_size_); }
   // The tree's modification count, or 0 for a snapshot (which never changes).
-  uint64_t TreeVersion() const;
+  uint64_t TreeVersion() const {
+    return snapshot_.valid() ? 0 : tree_->modifications_.load(std::memory_order_acquire);
+  }
 
   const BTree* tree_;
   IteratorOptions options_;
@@ -394,7 +433,9 @@ class BTree::Iterator {
   uint64_t leaf_version_ = 0;          // tree modifications_ when copied
   uint64_t leaf_page_ = kNoPage;       // the page the copy came from
   uint32_t slot_ = 0;
+  uint32_t leaf_count_ = 0;  // entries in the leaf copy
   bool valid_ = false;
+  bool has_bounds_ = false;  // options_ has a lower or an upper bound
   std::string key_;
   mutable Status status_;
   mutable bool value_loaded_ = false;

@@ -66,13 +66,11 @@ std::unique_ptr<BTree::Iterator> BTree::NewIterator(IteratorOptions options) con
   return it;
 }
 
-uint64_t BTree::Iterator::TreeVersion() const {
-  // A snapshot never changes.
-  return snapshot_.valid() ? 0 : tree_->modifications_.load(std::memory_order_acquire);
-}
-
 BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
-    : tree_(tree), options_(std::move(options)), leaf_(new std::byte[tree->block_size_]) {
+    : tree_(tree),
+      options_(std::move(options)),
+      leaf_(new std::byte[tree->block_size_]),
+      has_bounds_(!options_.lower_bound.empty() || !options_.upper_bound.empty()) {
   std::memset(leaf_.get(), 0, tree->block_size_);
 }
 
@@ -80,6 +78,7 @@ void BTree::Iterator::CopyLeaf(const SharedGuard& g) {
   std::memcpy(leaf_.get(), g.data().data(), tree_->block_size_);
   leaf_version_ = TreeVersion();
   leaf_page_ = g.page_id();
+  leaf_count_ = leaf().count();
 }
 
 Result<BTree::SharedGuard> BTree::Iterator::Descend(std::string_view key, Descent how) {
@@ -418,7 +417,8 @@ Status BTree::Iterator::AtLast() {
 Status BTree::Iterator::NextLeaf() {
   valid_ = false;
   for (;;) {
-    const std::string fence(leaf().upper_fence());
+    // A view into the copy, which stays as it is until CopyLeaf below.
+    const std::string_view fence = leaf().upper_fence();
     // No next leaf, or every key beyond this leaf is past the upper bound.
     if (fence.empty()) return Status::OK();
     if (!options_.upper_bound.empty() && fence >= options_.upper_bound) return Status::OK();
@@ -443,7 +443,7 @@ Status BTree::Iterator::NextLeaf() {
 Status BTree::Iterator::PrevLeaf() {
   valid_ = false;
   for (;;) {
-    const std::string fence(leaf().lower_fence());
+    const std::string_view fence = leaf().lower_fence();
     if (fence.empty()) return Status::OK();
     if (!options_.lower_bound.empty() && fence < options_.lower_bound) return Status::OK();
     NoteLeafStep(-1);
@@ -497,16 +497,7 @@ void BTree::Iterator::SeekForPrev(std::string_view key) {
   }
 }
 
-void BTree::Iterator::StepInLeaf(int dir) {
-  slot_ += dir;
-  value_loaded_ = false;
-  // key_ holds a key of this leaf, so its first prefix_len() bytes are the leaf's prefix: only
-  // the suffix changes.
-  const Node n = leaf();
-  const std::string_view suf = n.suffix(slot_);
-  const size_t pre = n.prefix_len();
-  key_.resize(pre + suf.size());
-  std::memcpy(key_.data() + pre, suf.data(), suf.size());
+void BTree::Iterator::CheckStepBound(int dir) {
   // Keys only grow going forward and shrink going back: one bound can be crossed.
   if (dir > 0 ? !options_.upper_bound.empty() && key_ >= options_.upper_bound
               : !options_.lower_bound.empty() && key_ < options_.lower_bound) {
@@ -514,19 +505,19 @@ void BTree::Iterator::StepInLeaf(int dir) {
   }
 }
 
-void BTree::Iterator::Next() {
+void BTree::Iterator::NextSlow() {
   if (!Valid()) return;
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
   if (leaf_version_ == TreeVersion()) {
-    if (slot_ + 1 < leaf().count()) return StepInLeaf(+1);
+    if (slot_ + 1 < leaf_count_) return StepInLeaf(+1);
     return Finish(NextLeaf());
   }
   const std::string current = key_;  // the tree changed: continue after the current key
   Finish(AtOrAfter(current, true));
 }
 
-void BTree::Iterator::Prev() {
+void BTree::Iterator::PrevSlow() {
   if (!Valid()) return;
   Status s = tree_->CheckUsable();
   if (!s.ok()) return Finish(s);
@@ -538,18 +529,7 @@ void BTree::Iterator::Prev() {
   Finish(AtOrBefore(current, true));
 }
 
-bool BTree::Iterator::TryStepInLeaf(int dir) {
-  if (!Valid() || leaf_version_ != TreeVersion()) return false;
-  if (dir > 0 ? slot_ + 1 >= leaf().count() : slot_ == 0) return false;
-  StepInLeaf(dir > 0 ? 1 : -1);
-  return true;
-}
-
-bool BTree::Iterator::ValueNeedsRead() const {
-  return Valid() && (leaf().flags(slot_) & kSlotFlagOverflow) != 0 && !value_loaded_;
-}
-
-std::string_view BTree::Iterator::value() const {
+std::string_view BTree::Iterator::LoadValue() const {
   if (!Valid()) return {};
   const Node n = leaf();
   if (!(n.flags(slot_) & kSlotFlagOverflow)) return n.payload(slot_);
