@@ -49,11 +49,26 @@ struct SlotCheck {
   uint64_t used;       // out: live heap bytes (fences plus entries)
 };
 
+// The key suffix of slot i in encoding E (its bytes lie in the page: checked for the variable
+// encoding by CheckSlots before use; fixed suffixes lie in the entry array, inside the page).
+template <NodeEncoding E>
+std::string_view SuffixAt(const SlotCheck& c, uint32_t i) {
+  const std::byte* e = c.p + nl::kSlots + uint64_t{i} * c.entry_size;
+  if constexpr (E == NodeEncoding::kVariable) {
+    return std::string_view(reinterpret_cast<const char*>(c.p) + GetU16(e + nl::kSlotOffset),
+                            GetU16(e + nl::kSlotKeyLen));
+  } else {
+    return std::string_view(reinterpret_cast<const char*>(e), c.key_width);
+  }
+}
+
 // Every slot of a node in encoding E: where its key and payload lie, the keys' order against
 // each other and the fences, payload flags and references, the search hints; sums the live heap
-// bytes into c.used. One loop per encoding, so that none pays for another's decoding.
+// bytes into c.used. One loop per encoding, so that none pays for another's decoding; what holds
+// for every slot of a fixed encoding (payload widths, checked by ValidateNode) is not checked per
+// slot, and the fences and hints are checked once the slots are known to be well formed.
 template <NodeEncoding E>
-Status CheckSlots(SlotCheck& c) {
+[[gnu::noinline]] Status CheckSlots(SlotCheck& c) {
   const std::byte* const p = c.p;
   const uint64_t heap_start = c.heap_start, bs = c.bs;
   const uint32_t count = c.count, entry_size = c.entry_size, key_width = c.key_width;
@@ -68,61 +83,9 @@ Status CheckSlots(SlotCheck& c) {
                    std::to_string(len) + " lies outside the heap [" + std::to_string(heap_start) +
                    ", " + std::to_string(bs) + ")");
   };
-  uint64_t used = c.used;
-  // The next slot a search hint names (none when the node has no hints), and that hint.
-  uint32_t next_hint = c.hint_dist > 0 ? c.hint_dist : count, hint = 0;
-  std::string_view prev;
-  uint32_t prev_head = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    const std::byte* e = p + nl::kSlots + uint64_t{i} * entry_size;
-    // Where the payload lies, its length and flags.
-    uint64_t poff = 0, plen = 0;
-    uint8_t flags = 0;
-    std::string_view suf;  // the key's suffix
-    uint32_t head = 0;     // its first 4 bytes (big-endian; stored in variable slots)
-    if constexpr (E == NodeEncoding::kVariable) {
-      const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
-      plen = GetU16(e + nl::kSlotPayloadLen);
-      flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
-      if (!in_heap(off, uint64_t{klen} + plen)) return range_error(i, off, klen + plen);
-      if (klen == 0 || c.pre_len + klen > c.max_key) {
-        return bad(i, ": key of " + std::to_string(c.pre_len + klen) + " bytes");
-      }
-      if (e[nl::kSlotFlags + 1] != std::byte{0}) return bad(i, ": reserved byte");
-      suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
-      head = GetU32(e + nl::kSlotHead);
-      if (head != Node::Head(suf)) return bad(i, ": key head mismatch");
-      poff = off + klen;
-      used += klen + plen;
-    } else if constexpr (E == NodeEncoding::kFixedKeys) {
-      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-      head = Node::Head(suf);
-      const uint16_t word = GetU16(e + key_width + 2);
-      poff = GetU16(e + key_width);
-      plen = word & ~kRefOverflowBit;
-      flags = (word & kRefOverflowBit) ? kSlotFlagOverflow : 0;
-      if (plen == 0 && poff != 0) {
-        return bad(i, ": empty payload at offset " + std::to_string(poff));
-      }
-      if (plen > 0 && !in_heap(poff, plen)) return range_error(i, poff, plen);
-      used += plen;
-    } else {
-      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
-      head = Node::Head(suf);
-      poff = static_cast<uint64_t>(e - p) + key_width;
-      plen = c.payload_width;
-    }
-    // Heads that differ order the keys as the suffixes would, so most pairs need no byte
-    // comparison (equal heads may still hide a shorter suffix: compare the bytes then).
-    if (i > 0 && !(prev_head < head) && (prev_head > head || CompareKeys(prev, suf) >= 0)) {
-      return bad(i, ": keys out of order");
-    }
-    if (i == 0 && c.has_lower && CompareKeys(c.lower_suffix, suf) >= 0) {
-      return bad(i, ": key not above the lower fence");
-    }
-    if (i == count - 1 && !c.upper.empty() && KeyAbove(c.prefix, suf, c.upper)) {
-      return bad(i, ": key above the upper fence");
-    }
+  // A payload's flags and reference: leaves hold values (inline within the limit, or a valid
+  // out-of-line reference); inner nodes a child block number.
+  auto check_payload = [&](uint32_t i, uint64_t poff, uint64_t plen, uint8_t flags) -> Status {
     if (leaf) {
       if ((flags & ~kSlotFlagOverflow) != 0) return bad(i, ": flags");
       if (flags & kSlotFlagOverflow) {
@@ -133,23 +96,80 @@ Status CheckSlots(SlotCheck& c) {
         return bad(i, ": inline value of " + std::to_string(plen) + " bytes");
       }
     } else {
-      uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
+      const uint64_t child = plen == kChildRefSize ? GetU64(p + poff) : 0;
       if (flags != 0 || child == 0 || child == kNoPage) {
         return bad(i, ": invalid child reference");
       }
     }
-    // Search hint k holds the head of slot (k + 1) * hint_dist.
-    if (i == next_hint && hint < kHintCount) {
-      if (GetU32(p + nl::kHints + 4 * hint) != head) {
-        return Bad(c.block, c.path, "search hint " + std::to_string(hint) + " is stale");
+    return Status::OK();
+  };
+  uint64_t used = c.used;
+  std::string_view prev;
+  uint32_t prev_head = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    const std::byte* e = p + nl::kSlots + uint64_t{i} * entry_size;
+    std::string_view suf;  // the key's suffix
+    uint32_t head = 0;     // its first 4 bytes (big-endian; stored in variable slots)
+    if constexpr (E == NodeEncoding::kVariable) {
+      const uint32_t off = GetU16(e + nl::kSlotOffset), klen = GetU16(e + nl::kSlotKeyLen);
+      const uint64_t plen = GetU16(e + nl::kSlotPayloadLen);
+      const uint8_t flags = std::to_integer<uint8_t>(e[nl::kSlotFlags]);
+      if (!in_heap(off, uint64_t{klen} + plen)) return range_error(i, off, klen + plen);
+      if (klen == 0 || c.pre_len + klen > c.max_key) {
+        return bad(i, ": key of " + std::to_string(c.pre_len + klen) + " bytes");
       }
-      hint++;
-      next_hint += c.hint_dist;
+      if (e[nl::kSlotFlags + 1] != std::byte{0}) return bad(i, ": reserved byte");
+      suf = std::string_view(reinterpret_cast<const char*>(p) + off, klen);
+      head = GetU32(e + nl::kSlotHead);
+      if (head != Node::Head(suf)) return bad(i, ": key head mismatch");
+      used += klen + plen;
+      VDE_RETURN_IF_ERROR(check_payload(i, off + klen, plen, flags));
+    } else if constexpr (E == NodeEncoding::kFixedKeys) {
+      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+      head = Node::Head(suf);
+      const uint16_t word = GetU16(e + key_width + 2);
+      const uint64_t poff = GetU16(e + key_width), plen = word & ~kRefOverflowBit;
+      if (plen == 0 && poff != 0) {
+        return bad(i, ": empty payload at offset " + std::to_string(poff));
+      }
+      if (plen > 0 && !in_heap(poff, plen)) return range_error(i, poff, plen);
+      used += plen;
+      VDE_RETURN_IF_ERROR(
+          check_payload(i, poff, plen, (word & kRefOverflowBit) ? kSlotFlagOverflow : 0));
+    } else {
+      suf = std::string_view(reinterpret_cast<const char*>(e), key_width);
+      head = Node::Head(suf);
+      // Leaf payloads are inline values of payload_width bytes, which ValidateNode checked
+      // against the limit; inner ones are children, each checked.
+      if (!leaf) VDE_RETURN_IF_ERROR(check_payload(i, (e - p) + key_width, c.payload_width, 0));
+    }
+    // Heads that differ order the keys as the suffixes would, so most pairs need no byte
+    // comparison (equal heads may still hide a shorter suffix: compare the bytes then).
+    if (i > 0 && !(prev_head < head) && (prev_head > head || CompareKeys(prev, suf) >= 0)) {
+      return bad(i, ": keys out of order");
     }
     prev = suf;
     prev_head = head;
   }
   c.used = used;
+  if (count == 0) return Status::OK();
+  if (c.has_lower && CompareKeys(c.lower_suffix, SuffixAt<E>(c, 0)) >= 0) {
+    return bad(0, ": key not above the lower fence");
+  }
+  if (!c.upper.empty() && KeyAbove(c.prefix, prev, c.upper)) {
+    return bad(count - 1, ": key above the upper fence");
+  }
+  // Search hint k holds the head of slot (k + 1) * hint_dist.
+  if (c.hint_dist > 0) {
+    for (uint32_t k = 0, i = c.hint_dist; k < kHintCount && i < count; k++, i += c.hint_dist) {
+      const uint32_t head = E == NodeEncoding::kVariable
+                                ? GetU32(p + nl::kSlots + uint64_t{i} * entry_size + nl::kSlotHead)
+                                : Node::Head(SuffixAt<E>(c, i));
+      if (GetU32(p + nl::kHints + 4 * k) != head) {
+        return Bad(c.block, c.path, "search hint " + std::to_string(k) + " is stale");
+      }
+    }
+  }
   return Status::OK();
 }
 
