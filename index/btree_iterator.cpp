@@ -218,12 +218,16 @@ void BTree::Iterator::NoteLeafStep(int dir) {
     adjacent += dir > 0 ? leaves[i] == leaves[i - 1] + 1 : leaves[i] + 1 == leaves[i - 1];
   }
   ra_sequential_ = fresh >= 2 && adjacent * 4 >= (fresh - 1) * 3;
-  // The parents go in the same request, last (one job, one read-ahead thread woken).
-  leaves.insert(leaves.end(), parents.begin(), parents.end());
   // Advisory: a page that fails here fails again, with its error, when the scan pins it.
-  const uint32_t covered = static_cast<uint32_t>(
-      std::min<size_t>(fresh, tree_->cache_->PrefetchAsync(
-                                  std::span<const uint64_t>(leaves).subspan(skip), &ValidateNode)));
+  // The parents first, checked whole by the read-ahead threads: the next walks pin them with
+  // TryPinShared, which takes only a page already checked. The leaves only by their block
+  // checksum there: each is checked whole (ValidateNode) when the scan first pins it, on the
+  // scan's thread. The read-ahead threads then hand each page over sooner after its read,
+  // which a scan in key order waits for (docs/READ_PATH.md, "What a page read costs to check").
+  if (!parents.empty()) (void)tree_->cache_->PrefetchAsync(parents, &ValidateNode);
+  const uint32_t covered = static_cast<uint32_t>(std::min<size_t>(
+      fresh,
+      tree_->cache_->PrefetchAsync(std::span<const uint64_t>(leaves).subspan(skip), nullptr)));
   if (covered == 0) return;  // the cache has enough in flight: try again at the next step
   if (covered == fresh) {    // the next window starts after the last of these
     ra_end_ = std::move(end);

@@ -234,7 +234,9 @@ class PageCache {
   PageCache& operator=(const PageCache&) = delete;
 
   // Pins `page`, reading it (and checking it with VerifyBlock and then `check`, if given) when
-  // it is not resident.
+  // it is not resident. A resident page that has not passed `check` yet (read ahead with
+  // another check, or none) is checked under its latch now, once: a page that fails is not
+  // handed out, and fails every pin that asks for the check.
   Result<SharedGuard> PinShared(uint64_t page, PageCheck check = nullptr);
   Result<ExclusiveGuard> PinExclusive(uint64_t page, PageCheck check = nullptr);
   // Pins `page` shared only if that needs neither a read nor a wait: it is resident, checked
@@ -278,7 +280,9 @@ class PageCache {
   // read completes and leaves it resident and unpinned. Pages in flight this way are capped at
   // frames()/4 altogether. Returns how many of `pages`, from the first, are now resident or on
   // their way (0 when the cap is reached, or no frame came free). A page whose read or check fails
-  // is not cached: its pin reads it again and gets the error.
+  // is not cached: its pin reads it again and gets the error. With `check` null the read-ahead
+  // threads verify only the block (VerifyBlock: checksum, address, type), and the first pin
+  // that asks for a check runs it, on its own thread (PinShared).
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
   // How many more pages PrefetchAsync would take now (0: enough is in flight). Advisory.
   size_t ReadAheadRoom() const;

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "blockdev/aligned_buffer.h"
+#include "blockdev/block_header.h"
 #include "index/btree.h"
+#include "index/node.h"
 #include "tests/index/btree_fixture.h"
 
 namespace vde::index {
@@ -340,6 +343,80 @@ TEST_F(ReadAheadTest, WideWindowsReadTheirParentsAhead) {
     EXPECT_EQ(cs.prefetch_wasted, 0u);
     EXPECT_LE(cs.misses, tree->height() + 3) << parents << " parents";
   }
+}
+
+// Read-ahead checks leaves only by their block checksum; the scan checks each whole when it
+// first pins it. A leaf whose checksum is right but whose layout is not (two entries swapped)
+// must end the scan with Corruption naming its block, after exactly the keys before it,
+// both ways, every time it is reached, and a point read of it must fail too.
+TEST_F(ReadAheadTest, ALeafReadAheadWithABadLayoutFailsTheScanThatReachesIt) {
+  NewCache(4096);
+  Model model;
+  auto tree = Build(30000, &model);
+  std::vector<uint64_t> leaves;
+  ASSERT_TRUE(tree->Verify({false,
+                            [&](uint64_t b, uint32_t, BlockType t) {
+                              if (t == BlockType::kBTreeLeaf) leaves.push_back(b);
+                            }})
+                  .ok());
+  ASSERT_GE(leaves.size(), 500u);
+  std::sort(leaves.begin(), leaves.end());  // a key-order load: block order is key order
+  const uint64_t bad = leaves[leaves.size() / 2];
+  Reopen(&tree);
+  AlignedBuffer buf(kBs, 4096);
+  ASSERT_TRUE(dev_->Read(bad, 1, buf.span()).ok());
+  const std::string first_key(Node(buf.data(), kBs).lower_fence());  // keys in it are above
+  const std::string last_key(Node(buf.data(), kBs).upper_fence());   // and up to this one
+  // Entries 1 and 2 swapped: every byte in its place, the keys out of order. Only the leaf's
+  // own check (ValidateNode) sees it: a scan that skipped it would return the keys misordered.
+  const uint32_t es = Node(buf.data(), kBs).entry_size();
+  ASSERT_GE(Node(buf.data(), kBs).count(), 3u);
+  std::byte* e1 = buf.data() + node_layout::kSlots + es;
+  std::swap_ranges(e1, e1 + es, e1 + es);
+  PutU64(buf.data(), ComputeBlockChecksum(buf.span()));
+  ASSERT_TRUE(dev_->inner()->Write(bad, 1, buf.span()).ok());
+  const std::string where = "block " + std::to_string(bad) + " of ";
+  // Keys <= the bad leaf's lower fence lie before it, the others after it.
+  const size_t before = std::distance(model.begin(), model.upper_bound(first_key));
+  for (int round = 0; round < 2; round++) {
+    for (int dir : {+1, -1}) {
+      SCOPED_TRACE(std::string(dir > 0 ? "forward" : "backward") + " round " +
+                   std::to_string(round));
+      const PageCacheStats cs0 = cache_->stats();
+      auto it = tree->NewIterator();
+      size_t n = 0;
+      if (dir > 0) {
+        auto m = model.begin();
+        for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
+          ASSERT_NE(m, model.end());
+          ASSERT_EQ(it->key(), m->first);
+          ASSERT_EQ(it->value(), m->second);
+        }
+        EXPECT_EQ(n, before);
+      } else {
+        auto m = model.rbegin();
+        for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++n) {
+          ASSERT_NE(m, model.rend());
+          ASSERT_EQ(it->key(), m->first);
+          ASSERT_EQ(it->value(), m->second);
+        }
+        // The scan from the end stops after the keys above the leaf's upper fence.
+        EXPECT_EQ(n, static_cast<size_t>(std::distance(model.upper_bound(last_key), model.end())));
+        EXPECT_GT(n, 0u);
+      }
+      EXPECT_TRUE(it->status().IsCorruption()) << it->status().ToString();
+      EXPECT_NE(it->status().ToString().find(where), std::string::npos) << it->status().ToString();
+      if (round == 0 && dir > 0) {
+        // The bad leaf came by read-ahead, as most leaves before it did.
+        EXPECT_GE(cache_->stats().prefetch_pages - cs0.prefetch_pages, leaves.size() / 4);
+      }
+    }
+  }
+  std::string v;
+  auto after = model.upper_bound(first_key);
+  ASSERT_NE(after, model.end());
+  const Status s = tree->Get(after->first, &v);
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 }
 
 }  // namespace
