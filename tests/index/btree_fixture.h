@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "index/btree.h"
 #include "index/page_cache.h"
@@ -61,6 +62,17 @@ class BTreeFixture : public ::testing::Test {
     auto t = BTree::Open(cache_.get(), source_.get(), root, o);
     ASSERT_TRUE(t.has_value()) << t.status().ToString();
     *tree = std::move(*t);
+  }
+
+  // The tree's leaf blocks, in the order Verify visits them (empty, with a failure, when
+  // Verify fails).
+  static std::vector<uint64_t> LeafBlocks(const BTree& tree) {
+    std::vector<uint64_t> leaves;
+    const Status s = tree.Verify({false, [&](uint64_t b, uint32_t, BlockType t) {
+                                    if (t == BlockType::kBTreeLeaf) leaves.push_back(b);
+                                  }});
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return s.ok() ? leaves : std::vector<uint64_t>{};
   }
 
   // Full scans both ways plus point lookups of every key.

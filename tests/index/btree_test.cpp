@@ -416,12 +416,7 @@ TEST_F(BTreeTest, DestroyFreesEveryBlock) {
 TEST_F(BTreeTest, CorruptPagesAreReportedWithTheirBlock) {
   auto tree = NewTree();
   for (int i = 0; i < 3000; i++) ASSERT_TRUE(tree->Put(NumKey(i), std::string(40, 'v')).ok());
-  std::vector<uint64_t> leaves;
-  ASSERT_TRUE(tree->Verify({false,
-                            [&](uint64_t b, uint32_t, BlockType t) {
-                              if (t == BlockType::kBTreeLeaf) leaves.push_back(b);
-                            }})
-                  .ok());
+  const std::vector<uint64_t> leaves = LeafBlocks(*tree);
   ASSERT_GE(leaves.size(), 4u);
   Reopen(&tree);
   AlignedBuffer buf(kBs, 4096), other(kBs, 4096);

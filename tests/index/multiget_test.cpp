@@ -240,12 +240,7 @@ TEST_F(MultiGetTest, CorruptLeafFailsOnlyItsKeys) {
   auto tree = NewTree();
   Model model;
   Fill(tree.get(), &model, 6000);
-  std::vector<uint64_t> leaves;
-  ASSERT_TRUE(tree->Verify({false,
-                            [&](uint64_t b, uint32_t, BlockType t) {
-                              if (t == BlockType::kBTreeLeaf) leaves.push_back(b);
-                            }})
-                  .ok());
+  const std::vector<uint64_t> leaves = LeafBlocks(*tree);
   ASSERT_GE(leaves.size(), 4u);
   Reopen(&tree);
   AlignedBuffer buf(kBs, 4096);

@@ -37,6 +37,26 @@ class ReadAheadTest : public testing::BTreeFixture {
     }
     return tree;
   }
+  // Scans with `it` from the first key (dir > 0) or the last, checking every key and value
+  // against the model in order; *n = the entries it saw. The caller checks it->status().
+  static void ScanMatches(BTree::Iterator* it, int dir, const Model& model, size_t* n) {
+    *n = 0;
+    if (dir > 0) {
+      auto m = model.begin();
+      for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++*n) {
+        ASSERT_NE(m, model.end());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    } else {
+      auto m = model.rbegin();
+      for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++*n) {
+        ASSERT_NE(m, model.rend());
+        ASSERT_EQ(it->key(), m->first);
+        ASSERT_EQ(it->value(), m->second);
+      }
+    }
+  }
   static uint64_t Leaves(const BTree& tree) {
     auto st = tree.GetStats();
     EXPECT_TRUE(st.has_value());
@@ -57,21 +77,7 @@ TEST_F(ReadAheadTest, LongScansReadAheadInGrowingWindowsBothWays) {
     const uint64_t device_batches = dev_->stats().batches;
     auto it = tree->NewIterator();
     size_t n = 0;
-    if (dir > 0) {
-      auto m = model.begin();
-      for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
-        ASSERT_NE(m, model.end());
-        ASSERT_EQ(it->key(), m->first);
-        ASSERT_EQ(it->value(), m->second);
-      }
-    } else {
-      auto m = model.rbegin();
-      for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++n) {
-        ASSERT_NE(m, model.rend());
-        ASSERT_EQ(it->key(), m->first);
-        ASSERT_EQ(it->value(), m->second);
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ScanMatches(it.get(), dir, model, &n));
     ASSERT_TRUE(it->status().ok()) << it->status().ToString();
     ASSERT_EQ(n, model.size());
     const BTreeReadStats rs2 = tree->read_stats();
@@ -321,20 +327,8 @@ TEST_F(ReadAheadTest, WideWindowsReadTheirParentsAhead) {
     IteratorOptions o;
     o.readahead_max = 1024;
     auto it = tree->NewIterator(o);
-    auto m = model.begin();
-    auto rm = model.rbegin();
     size_t n = 0;
-    if (dir > 0) {
-      for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
-        ASSERT_NE(m, model.end());
-        ASSERT_EQ(it->key(), m->first);
-      }
-    } else {
-      for (it->SeekToLast(); it->Valid(); it->Prev(), ++rm, ++n) {
-        ASSERT_NE(rm, model.rend());
-        ASSERT_EQ(it->key(), rm->first);
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ScanMatches(it.get(), dir, model, &n));
     ASSERT_TRUE(it->status().ok()) << it->status().ToString();
     EXPECT_EQ(n, model.size());
     const BTreeReadStats rs = tree->read_stats();
@@ -353,12 +347,7 @@ TEST_F(ReadAheadTest, ALeafReadAheadWithABadLayoutFailsTheScanThatReachesIt) {
   NewCache(4096);
   Model model;
   auto tree = Build(30000, &model);
-  std::vector<uint64_t> leaves;
-  ASSERT_TRUE(tree->Verify({false,
-                            [&](uint64_t b, uint32_t, BlockType t) {
-                              if (t == BlockType::kBTreeLeaf) leaves.push_back(b);
-                            }})
-                  .ok());
+  std::vector<uint64_t> leaves = LeafBlocks(*tree);
   ASSERT_GE(leaves.size(), 500u);
   std::sort(leaves.begin(), leaves.end());  // a key-order load: block order is key order
   const uint64_t bad = leaves[leaves.size() / 2];
@@ -385,21 +374,10 @@ TEST_F(ReadAheadTest, ALeafReadAheadWithABadLayoutFailsTheScanThatReachesIt) {
       const PageCacheStats cs0 = cache_->stats();
       auto it = tree->NewIterator();
       size_t n = 0;
+      ASSERT_NO_FATAL_FAILURE(ScanMatches(it.get(), dir, model, &n));
       if (dir > 0) {
-        auto m = model.begin();
-        for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
-          ASSERT_NE(m, model.end());
-          ASSERT_EQ(it->key(), m->first);
-          ASSERT_EQ(it->value(), m->second);
-        }
         EXPECT_EQ(n, before);
       } else {
-        auto m = model.rbegin();
-        for (it->SeekToLast(); it->Valid(); it->Prev(), ++m, ++n) {
-          ASSERT_NE(m, model.rend());
-          ASSERT_EQ(it->key(), m->first);
-          ASSERT_EQ(it->value(), m->second);
-        }
         // The scan from the end stops after the keys above the leaf's upper fence.
         EXPECT_EQ(n, static_cast<size_t>(std::distance(model.upper_bound(last_key), model.end())));
         EXPECT_GT(n, 0u);
