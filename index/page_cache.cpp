@@ -25,6 +25,15 @@ constexpr std::chrono::milliseconds kBusyWait{20};
 // Rounds of Backoff a latch waiter goes through before it sleeps on an exclusive holder.
 constexpr int kSleepAfter = 128;
 
+// Asks for every cache line of `block` at once, before a pass over it. A page just read from
+// the device is in no CPU cache, and a pass that misses line after line waits for each in turn
+// (the hardware prefetcher starts afresh at every 4 KiB page): asked for together, the lines
+// come in parallel. The checksum of a page read ahead took 0.47 us without this and 0.21 us
+// with it (docs/READ_PATH.md, "Read-ahead threads and the scheduler").
+void PrefetchLines(std::span<const std::byte> block) {
+  for (size_t off = 0; off < block.size(); off += 64) __builtin_prefetch(block.data() + off);
+}
+
 void Backoff(int round) {
   if (round < 64) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -523,6 +532,7 @@ Status PageCache::WriteBack(std::span<Frame*> frames) {
 
 Status PageCache::LoadFrame(Frame* f, uint64_t page, PageCheck check) {
   std::span<std::byte> data = FrameData(f);
+  PrefetchLines(data);
   BlockHeader h;
   VDE_RETURN_IF_ERROR(VerifyBlock(data, page, BlockType::kFree, device_->path(), &h));
   if (check != nullptr) VDE_RETURN_IF_ERROR(check(data, page, device_->path()));

@@ -259,6 +259,12 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
   ra_queue_.push_back({std::move(loading), check});
   lk.unlock();
   ra_cv_.notify_one();
+  // Let the read-ahead thread just woken run now. The scheduler tends to queue a woken thread
+  // on the waker's CPU, here the scan's, where it waits until the scan blocks (its reads not
+  // yet submitted, the device idle); so do threads woken by completions when the device's
+  // interrupts land on that CPU. One yield per window hands them the CPU (docs/READ_PATH.md,
+  // "Read-ahead threads and the scheduler").
+  std::this_thread::yield();
   counters_.prefetch_async.fetch_add(1, std::memory_order_relaxed);
   return static_cast<uint32_t>(covered);
 }
