@@ -46,6 +46,16 @@ void Backoff(int round) {
 
 }  // namespace
 
+// ---- Counters ----
+
+void PageCache::CountHit() const {
+  // Stripes are handed out to threads in turn, on their first hit in any cache.
+  static std::atomic<uint32_t> next_stripe{0};
+  static thread_local const uint32_t stripe =
+      next_stripe.fetch_add(1, std::memory_order_relaxed) % kHitStripes;
+  hit_stripes_[stripe].n.fetch_add(1, std::memory_order_relaxed);
+}
+
 // ---- FrameLatch ----
 
 bool FrameLatch::TryLockShared() {
@@ -564,14 +574,14 @@ bool PageCache::LatchPinned(Frame* f, uint64_t page, bool exclusive, PageCheck c
   if (f->page.load(std::memory_order_acquire) == page) {
     if (check == nullptr || f->checked.load(std::memory_order_acquire) == check) {
       NoteUse(f);
-      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      CountHit();
       return true;
     }
     s = check(FrameData(f), page, device_->path());
     if (s.ok()) {
       f->checked.store(check, std::memory_order_release);
       NoteUse(f);
-      counters_.hits.fetch_add(1, std::memory_order_relaxed);
+      CountHit();
       return true;
     }
     *failed = std::move(s);
@@ -673,7 +683,7 @@ PageCache::Ready PageCache::TryPinShared(uint64_t page, PageCheck check, SharedG
   if (f->page.load(std::memory_order_acquire) == page &&
       (check == nullptr || f->checked.load(std::memory_order_acquire) == check)) {
     NoteUse(f);
-    counters_.hits.fetch_add(1, std::memory_order_relaxed);
+    CountHit();
     *out = SharedGuard(this, f);
     return Ready::kPinned;
   }
@@ -840,7 +850,7 @@ Status PageCache::FlushAll() {
 PageCacheStats PageCache::stats() const {
   PageCacheStats s;
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  s.hits = ld(counters_.hits);
+  for (const HitStripe& h : hit_stripes_) s.hits += ld(h.n);
   s.misses = ld(counters_.misses);
   s.pages_read = ld(counters_.pages_read);
   s.pages_written = ld(counters_.pages_written);

@@ -447,8 +447,19 @@ class PageCache {
   uint32_t ra_thread_count_ = 0;         // PageCacheOptions::readahead_threads
   std::vector<std::thread> ra_threads_;  // started by the first PrefetchAsync
 
+  // Hits are counted per stripe, each on a cache line of its own, a thread always on the same
+  // stripe: every pin of every thread counts one, and a single counter's cache line would pass
+  // between the cores at each (warm gets on two threads: 1.11-1.25x one thread with one counter,
+  // docs/PERFORMANCE.md). stats() sums them.
+  static constexpr size_t kHitStripes = 16;
+  struct alignas(64) HitStripe {
+    std::atomic<uint64_t> n{0};
+  };
+  void CountHit() const;
+  mutable std::array<HitStripe, kHitStripes> hit_stripes_{};
+
   struct Counters {
-    std::atomic<uint64_t> hits{0}, misses{0}, pages_read{0}, pages_written{0}, evictions{0},
+    std::atomic<uint64_t> misses{0}, pages_read{0}, pages_written{0}, evictions{0},
         write_batches{0}, read_batches{0};
     std::atomic<uint64_t> batch_reads{0}, batch_pages{0}, max_batch_pages{0};
     std::array<std::atomic<uint64_t>, 8> batch_pages_log2{};
