@@ -46,16 +46,6 @@ void Backoff(int round) {
 
 }  // namespace
 
-// ---- Counters ----
-
-void PageCache::CountHit() const {
-  // Stripes are handed out to threads in turn, on their first hit in any cache.
-  static std::atomic<uint32_t> next_stripe{0};
-  static thread_local const uint32_t stripe =
-      next_stripe.fetch_add(1, std::memory_order_relaxed) % kHitStripes;
-  hit_stripes_[stripe].n.fetch_add(1, std::memory_order_relaxed);
-}
-
 // ---- FrameLatch ----
 
 bool FrameLatch::TryLockShared() {
@@ -574,14 +564,14 @@ bool PageCache::LatchPinned(Frame* f, uint64_t page, bool exclusive, PageCheck c
   if (f->page.load(std::memory_order_acquire) == page) {
     if (check == nullptr || f->checked.load(std::memory_order_acquire) == check) {
       NoteUse(f);
-      CountHit();
+      hits_.Add();
       return true;
     }
     s = check(FrameData(f), page, device_->path());
     if (s.ok()) {
       f->checked.store(check, std::memory_order_release);
       NoteUse(f);
-      CountHit();
+      hits_.Add();
       return true;
     }
     *failed = std::move(s);
@@ -683,7 +673,7 @@ PageCache::Ready PageCache::TryPinShared(uint64_t page, PageCheck check, SharedG
   if (f->page.load(std::memory_order_acquire) == page &&
       (check == nullptr || f->checked.load(std::memory_order_acquire) == check)) {
     NoteUse(f);
-    CountHit();
+    hits_.Add();
     *out = SharedGuard(this, f);
     return Ready::kPinned;
   }
@@ -850,7 +840,7 @@ Status PageCache::FlushAll() {
 PageCacheStats PageCache::stats() const {
   PageCacheStats s;
   auto ld = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
-  for (const HitStripe& h : hit_stripes_) s.hits += ld(h.n);
+  s.hits = hits_.Load();
   s.misses = ld(counters_.misses);
   s.pages_read = ld(counters_.pages_read);
   s.pages_written = ld(counters_.pages_written);

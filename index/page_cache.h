@@ -78,6 +78,7 @@
 #include "blockdev/aligned_buffer.h"
 #include "blockdev/block_device.h"
 #include "blockdev/status.h"
+#include "blockdev/striped.h"
 
 namespace vde::index {
 
@@ -447,16 +448,8 @@ class PageCache {
   uint32_t ra_thread_count_ = 0;         // PageCacheOptions::readahead_threads
   std::vector<std::thread> ra_threads_;  // started by the first PrefetchAsync
 
-  // Hits are counted per stripe, each on a cache line of its own, a thread always on the same
-  // stripe: every pin of every thread counts one, and a single counter's cache line would pass
-  // between the cores at each (warm gets on two threads: 1.11-1.25x one thread with one counter,
-  // docs/PERFORMANCE.md). stats() sums them.
-  static constexpr size_t kHitStripes = 16;
-  struct alignas(64) HitStripe {
-    std::atomic<uint64_t> n{0};
-  };
-  void CountHit() const;
-  mutable std::array<HitStripe, kHitStripes> hit_stripes_{};
+  // Every pin of every thread counts a hit: striped (blockdev/striped.h).
+  mutable StripedCounter hits_;
 
   struct Counters {
     std::atomic<uint64_t> misses{0}, pages_read{0}, pages_written{0}, evictions{0},

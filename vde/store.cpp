@@ -396,7 +396,7 @@ Status StoreImpl::GetOne(const IndexState* index, std::string_view key, std::str
   std::shared_lock lk(mu_);
   VDE_RETURN_IF_ERROR(CheckOpen());
   VDE_ASSIGN_OR_RETURN(IndexState * st, Resolve(index));
-  gets_.fetch_add(1, std::memory_order_relaxed);
+  gets_.Add();
   Status s = st->tree->Get(key, value);
   if (s.IsNotFound()) return Status::NotFound("key not found in " + Quoted(st->name));
   return s;

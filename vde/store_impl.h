@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "blockdev/striped.h"
 #include "index/block_source.h"
 #include "index/btree.h"
 #include "index/page_cache.h"
@@ -193,7 +194,7 @@ class StoreImpl {
   // Blocks kept back for the next checkpoint's catalog writes (RecomputeReserve).
   uint64_t checkpoint_reserve_ = 0;
 
-  mutable std::shared_mutex mu_;
+  mutable StripedSharedMutex mu_;  // every read takes it shared (blockdev/striped.h)
   mutable std::mutex cp_mu_;
   mutable std::mutex write_mu_;
   mutable std::mutex apply_mu_;
@@ -206,7 +207,7 @@ class StoreImpl {
   mutable std::atomic<int64_t> live_iterators_{0};
 
   // Statistics.
-  mutable std::atomic<uint64_t> gets_{0};
+  mutable StripedCounter gets_;  // every Get of every thread adds one
   std::atomic<uint64_t> puts_{0}, deletes_{0}, batches_{0}, checkpoints_{0};
   Status last_checkpoint_error_;  // under stats_mu_
   mutable std::mutex stats_mu_;   // guards last_checkpoint_error_ and disk_failed_

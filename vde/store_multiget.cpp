@@ -17,7 +17,7 @@ Status LookUp(const StoreImpl& m, const IndexState* index, std::span<const std::
   std::shared_lock lk(m.mu_);
   VDE_RETURN_IF_ERROR(m.CheckOpen());
   VDE_ASSIGN_OR_RETURN(IndexState * st, m.Resolve(index));
-  m.gets_.fetch_add(keys.size(), std::memory_order_relaxed);
+  m.gets_.Add(keys.size());
 
   Status s = st->tree->MultiGet(keys, values, statuses);
   // Name the index in NotFound, as Get does.

@@ -13,7 +13,7 @@ StoreStats Store::GetStats() const {
   std::shared_lock lk(impl_->mu_);
   StoreStats s;
   const StoreImpl& m = *impl_;
-  s.gets = m.gets_.load();
+  s.gets = m.gets_.Load();
   s.puts = m.puts_.load();
   s.deletes = m.deletes_.load();
   s.batches = m.batches_.load();
