@@ -130,8 +130,9 @@ Result<bool> BTree::Iterator::StepThroughParent(int dir, SharedGuard* out) {
   VDE_RETURN_IF_ERROR(tree_->CheckChild(p, up.page, slot, cn, id));
   // Still no change begun: the parent was the tree's, so the leaf is too (a writer that made
   // the count odd after this check changes the leaf only once our latch is gone, and Next
-  // then sees the count moved on from the copy's).
-  std::atomic_thread_fence(std::memory_order_acquire);
+  // then sees the count moved on from the copy's). No fence needed before the load: a writer
+  // makes the count odd before it changes a page, and releases that page's latch after, before
+  // we could take ours (an acquire): a change our pages show is one whose count this load sees.
   if (path_version_ != TreeVersion()) return false;
   up.slot = slot;
   *out = std::move(c);

@@ -373,7 +373,7 @@ constexpr uint64_t kStatsKeys = 50000;
 // values "v0000000", ... (printable, so escaped as they are).
 std::string SequentialDump(uint64_t count) {
   std::string d = "vde-dump 1\n";
-  char line[32];
+  char line[64];  // room for two 20-digit numbers
   for (uint64_t i = 0; i < count; i++) {
     std::snprintf(line, sizeof line, "k%07llu\tv%07llu\n", static_cast<unsigned long long>(i),
                   static_cast<unsigned long long>(i));
