@@ -4,7 +4,7 @@
 //
 // One std::atomic that every thread changes is one cache line that passes from core to core at
 // each change, and slows every thread that reads anything else on that line: warm gets on two
-// threads ran at 1.13-1.26x one thread with the page cache's hit counter, the store's get counter
+// threads ran at 1.12-1.26x one thread with the page cache's hit counter, the store's get counter
 // and the store's std::shared_mutex each a single shared word (docs/PERFORMANCE.md). Here each
 // thread uses one of kStripes slots, each on a cache line of its own. Slots are handed out to
 // threads in turn, on a thread's first use of any striped object, so up to kStripes threads
