@@ -30,27 +30,27 @@ inline size_t ThreadStripe() noexcept {
   return stripe;
 }
 
+// One slot: a count alone on its cache line.
+struct alignas(64) StripeSlot {
+  std::atomic<uint64_t> n{0};
+};
+
 // A counter many threads add to at once. Thread-safe. Load() is not a snapshot across slots:
 // with Adds in flight it returns a value between the count before and after them, as a relaxed
 // atomic read would.
 class StripedCounter {
  public:
-  static constexpr size_t kStripes = vde::kStripes;
-
   void Add(uint64_t n = 1) noexcept {
     stripes_[ThreadStripe()].n.fetch_add(n, std::memory_order_relaxed);
   }
   uint64_t Load() const noexcept {
     uint64_t sum = 0;
-    for (const Stripe& s : stripes_) sum += s.n.load(std::memory_order_relaxed);
+    for (const StripeSlot& s : stripes_) sum += s.n.load(std::memory_order_relaxed);
     return sum;
   }
 
  private:
-  struct alignas(64) Stripe {
-    std::atomic<uint64_t> n{0};
-  };
-  std::array<Stripe, kStripes> stripes_{};
+  std::array<StripeSlot, kStripes> stripes_{};
 };
 
 // A reader-writer lock for many readers and rare writers (SharedMutex: lock_shared,
@@ -79,7 +79,7 @@ class StripedSharedMutex {
   void lock() {
     writers_.lock();
     writer_.store(true, std::memory_order_seq_cst);
-    for (const Slot& s : readers_) {
+    for (const StripeSlot& s : readers_) {
       while (s.n.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     }
   }
@@ -90,10 +90,7 @@ class StripedSharedMutex {
   }
 
  private:
-  struct alignas(64) Slot {
-    std::atomic<uint64_t> n{0};
-  };
-  std::array<Slot, kStripes> readers_{};
+  std::array<StripeSlot, kStripes> readers_{};
   alignas(64) std::atomic<bool> writer_{false};
   std::mutex writers_;
 };

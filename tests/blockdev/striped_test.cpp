@@ -25,7 +25,7 @@ TEST(StripedCounterTest, StartsAtZeroAndSumsOneThreadsAdds) {
 // More threads than stripes, so that some share one: every Add is counted once, and a reader
 // running beside them never sees the count go down or past the total.
 TEST(StripedCounterTest, CountsEveryAddOfManyThreads) {
-  constexpr int kThreads = 2 * static_cast<int>(StripedCounter::kStripes) + 3;
+  constexpr int kThreads = 2 * static_cast<int>(kStripes) + 3;
   constexpr uint64_t kAdds = 20000;
   constexpr uint64_t kEven = (kThreads + 1) / 2, kOdd = kThreads / 2;
   constexpr uint64_t kTotal = kEven * kAdds + kOdd * kAdds * 3;
@@ -54,7 +54,7 @@ TEST(StripedCounterTest, CountsEveryAddOfManyThreads) {
 }
 
 TEST(StripedCounterTest, StripesAreCacheLinesApart) {
-  EXPECT_GE(sizeof(StripedCounter), StripedCounter::kStripes * 64);
+  EXPECT_GE(sizeof(StripedCounter), kStripes * 64);
   EXPECT_EQ(alignof(StripedCounter) % 64, 0u);
 }
 
