@@ -193,6 +193,28 @@ void Node::SearchHint(uint32_t key_head, uint32_t* lo, uint32_t* hi) const {
   if (pos2 < kHintCount) *hi = (pos2 + 1) * dist;
 }
 
+void Node::PrefetchSearch(std::string_view key) const {
+  constexpr size_t kLine = 64, kMaxLines = 8;
+  // The prefix lives in a fence (PrefetchFences). A key outside it needs no more lines.
+  const std::string_view pre = prefix();
+  if (key.size() < pre.size() || key.substr(0, pre.size()) != pre) return;
+  const std::string_view k = key.substr(pre.size());
+  uint32_t lo = 0, hi = count();
+  SearchHint(Head(k), &lo, &hi);
+  if (lo >= hi) return;
+  const size_t stride = entry_size();
+  const uintptr_t first = reinterpret_cast<uintptr_t>(p_ + EntryOffset(lo)) & ~(kLine - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p_ + EntryOffset(hi - 1) + stride);
+  // A long range (no hints, a small node's) is searched from its middle: fetch around it.
+  uintptr_t from = first;
+  if (end - first > kMaxLines * kLine) {
+    from = (first + (end - first) / 2 - kMaxLines / 2 * kLine) & ~(kLine - 1);
+  }
+  for (uintptr_t a = from; a < end && a < from + kMaxLines * kLine; a += kLine) {
+    __builtin_prefetch(reinterpret_cast<const void*>(a));
+  }
+}
+
 uint32_t Node::LowerBound(std::string_view key, bool* found) const {
   *found = false;
   std::string_view pre = prefix();
