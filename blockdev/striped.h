@@ -53,8 +53,9 @@ class StripedCounter {
   std::array<StripeSlot, kStripes> stripes_{};
 };
 
-// A reader-writer lock for many readers and rare writers (SharedMutex: lock_shared,
-// unlock_shared, lock, unlock; use it with std::shared_lock and std::unique_lock). A reader
+// A reader-writer lock for many readers and rare writers (the standard's SharedMutex: lock,
+// try_lock, unlock, lock_shared, try_lock_shared, unlock_shared; use it with std::shared_lock
+// and std::unique_lock). A reader
 // counts itself in its thread's slot and then checks that no writer has come; a writer
 // announces itself and then waits until every slot is empty, while readers that arrive meanwhile
 // step back and wait for it. Both orders are sequentially consistent, so a reader and a writer
@@ -73,6 +74,14 @@ class StripedSharedMutex {
       writer_.wait(true, std::memory_order_acquire);
     }
   }
+  // Fails, without waiting, while a writer holds the lock or waits for it.
+  bool try_lock_shared() noexcept {
+    std::atomic<uint64_t>& mine = readers_[ThreadStripe()].n;
+    mine.fetch_add(1, std::memory_order_seq_cst);
+    if (!writer_.load(std::memory_order_seq_cst)) return true;
+    mine.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
   void unlock_shared() noexcept {
     readers_[ThreadStripe()].n.fetch_sub(1, std::memory_order_release);
   }
@@ -82,6 +91,19 @@ class StripedSharedMutex {
     for (const StripeSlot& s : readers_) {
       while (s.n.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     }
+  }
+  // Fails, without waiting, while another writer holds the lock or any reader does. Readers that
+  // arrive during the attempt wait for it to end.
+  bool try_lock() {
+    if (!writers_.try_lock()) return false;
+    writer_.store(true, std::memory_order_seq_cst);
+    for (const StripeSlot& s : readers_) {
+      if (s.n.load(std::memory_order_seq_cst) != 0) {
+        unlock();
+        return false;
+      }
+    }
+    return true;
   }
   void unlock() {
     writer_.store(false, std::memory_order_release);

@@ -108,13 +108,35 @@ TEST(StripedSharedMutexTest, ReadersHoldItTogether) {
   StripedSharedMutex mu;
   std::shared_lock first(mu);
   std::thread other([&] {
-    std::shared_lock second(mu);  // would deadlock the test if readers excluded each other
+    std::shared_lock second(mu, std::try_to_lock);  // another thread's reader gets in too
     EXPECT_TRUE(second.owns_lock());
+    std::unique_lock writer(mu, std::try_to_lock);  // not a writer, while readers hold it
+    EXPECT_FALSE(writer.owns_lock());
   });
   other.join();
+  std::unique_lock writer(mu, std::try_to_lock);  // nor one on the reader's own thread
+  EXPECT_FALSE(writer.owns_lock());
   first.unlock();
-  std::unique_lock writer(mu);  // every reader gone: the writer gets in
+  writer.try_lock();  // every reader gone: the writer gets in
   EXPECT_TRUE(writer.owns_lock());
+}
+
+TEST(StripedSharedMutexTest, AWriterKeepsEveryoneElseOut) {
+  StripedSharedMutex mu;
+  std::unique_lock writer(mu);
+  std::thread other([&] {
+    std::shared_lock reader(mu, std::try_to_lock);
+    EXPECT_FALSE(reader.owns_lock());
+    std::unique_lock second(mu, std::try_to_lock);
+    EXPECT_FALSE(second.owns_lock());
+  });
+  other.join();
+  writer.unlock();
+  std::thread after([&] {
+    std::shared_lock reader(mu, std::try_to_lock);  // and lets them in when it leaves
+    EXPECT_TRUE(reader.owns_lock());
+  });
+  after.join();
 }
 
 }  // namespace
