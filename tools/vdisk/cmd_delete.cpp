@@ -28,12 +28,11 @@ int RunDelete(const DeleteArgs& a) {
   if (!key.has_value()) return Fail(key.error());
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
 
-  auto opened = OpenStore(a.store, /*read_only=*/false);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, /*create=*/false);
-  if (!index.has_value()) return Fail(index.error());
-  Status s = store.Delete(*index, *key);
+  auto target = OpenIndexOf(a.store, /*read_only=*/false, /*create=*/false);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
+  Status s = store.Delete(index, *key);
   if (!s.ok()) return Fail(s.WithContext("delete " + Quote(*key) + " from " + a.store.Where()));
   return Done(store.Close());
 }

@@ -45,15 +45,14 @@ Status WriteDump(Store& store, const Index& index, DumpWriter& w, const DumpArgs
 
 int RunDump(const DumpArgs& a) {
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
-  auto opened = OpenStore(a.store, /*read_only=*/true);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, /*create=*/false);
-  if (!index.has_value()) return Fail(index.error());
+  auto target = OpenIndexOf(a.store, /*read_only=*/true, /*create=*/false);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
 
   if (a.output.empty() || a.output == "-") {
     DumpWriter w(stdout, "standard output");
-    Status s = WriteDump(store, *index, w, a);
+    Status s = WriteDump(store, index, w, a);
     if (!s.ok()) return Fail(s);
     return Done(store.Close());
   }
@@ -61,7 +60,7 @@ int RunDump(const DumpArgs& a) {
   UniqueFile out(std::fopen(a.output.c_str(), "wb"));
   if (out == nullptr) return Fail(Status::FromErrno(errno, "creating " + a.output));
   DumpWriter w(out.get(), a.output);
-  Status s = WriteDump(store, *index, w, a);
+  Status s = WriteDump(store, index, w, a);
   if (s.ok() && std::fclose(out.release()) != 0)
     s = Status::FromErrno(errno, "writing " + a.output);
   if (!s.ok()) {

@@ -56,17 +56,16 @@ int RunGetMany(const GetArgs& a) {
   }
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
 
-  auto opened = OpenStore(a.store, /*read_only=*/true);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, /*create=*/false);
-  if (!index.has_value()) return Fail(index.error());
+  auto target = OpenIndexOf(a.store, /*read_only=*/true, /*create=*/false);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
   // A disk without a store yet: an empty index, every key missing.
   std::vector<std::string> values(keys.size());
   std::vector<Status> statuses(keys.size(), Status::NotFound("the disk holds no store yet"));
-  if (index->valid()) {
+  if (index.valid()) {
     const std::vector<std::string_view> views(keys.begin(), keys.end());
-    Status s = store.MultiGet(*index, views, &values, &statuses);
+    Status s = store.MultiGet(index, views, &values, &statuses);
     if (!s.ok()) {  // name the first key that failed (not merely missing)
       for (size_t i = 0; i < keys.size(); i++) {
         if (!statuses[i].ok() && !statuses[i].IsNotFound()) {
@@ -78,7 +77,7 @@ int RunGetMany(const GetArgs& a) {
     }
   }
   std::optional<StatsSnapshot> stats;
-  if (a.stats) stats = TakeStats(store, *index, a.store);
+  if (a.stats) stats = TakeStats(store, index, a.store);
   Status s = store.Close();
   if (!s.ok()) return Fail(s);
 
@@ -107,7 +106,7 @@ int RunGetMany(const GetArgs& a) {
                                         : std::to_string(missing.size()) + " of " +
                                               Count(keys.size(), "key", "keys") + " are not in " +
                                               a.store.Where() + ": " + names;
-  if (!index->valid()) msg += " (the disk holds no store yet)";
+  if (!index.valid()) msg += " (the disk holds no store yet)";
   return Fail(Status::NotFound(msg));
 }
 
@@ -117,19 +116,18 @@ int RunGet(const GetArgs& a) {
   if (!key.has_value()) return Fail(key.error());
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
 
-  auto opened = OpenStore(a.store, /*read_only=*/true);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, /*create=*/false);
-  if (!index.has_value()) return Fail(index.error());
+  auto target = OpenIndexOf(a.store, /*read_only=*/true, /*create=*/false);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
   const std::string missing = "no key " + Quote(*key) + " in " + a.store.Where();
-  if (!index->valid()) return Fail(Status::NotFound(missing + " (the disk holds no store yet)"));
+  if (!index.valid()) return Fail(Status::NotFound(missing + " (the disk holds no store yet)"));
   std::string value;
-  Status s = store.Get(*index, *key, &value);
+  Status s = store.Get(index, *key, &value);
   if (s.IsNotFound()) return Fail(Status::NotFound(missing));
   if (!s.ok()) return Fail(s.WithContext("get " + Quote(*key) + " from " + a.store.Where()));
   std::optional<StatsSnapshot> stats;
-  if (a.stats) stats = TakeStats(store, *index, a.store);
+  if (a.stats) stats = TakeStats(store, index, a.store);
   s = store.Close();
   if (!s.ok()) return Fail(s);
 

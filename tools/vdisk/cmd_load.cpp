@@ -151,18 +151,17 @@ int RunLoad(const LoadArgs& a) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  auto opened = OpenStore(a.store, /*read_only=*/false);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, a.create_index);
-  if (!index.has_value()) return Fail(index.error());
+  auto target = OpenIndexOf(a.store, /*read_only=*/false, a.create_index);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
 
   DumpReader reader(in, name);
   Progress progress(ProgressWanted(a.quiet), "loading", total);
-  Loader loader(store, *index, a);
+  Loader loader(store, index, a);
   Status s = LoadInto(reader, loader, progress);
   std::optional<StatsSnapshot> stats;
-  if (a.stats && s.ok()) stats = TakeStats(store, *index, a.store);
+  if (a.stats && s.ok()) stats = TakeStats(store, index, a.store);
   // Close checkpoints what was written, also after a failure (see kLoadFooter).
   progress.Note(reader.records(), reader.bytes_read(), "checkpointing");
   Status c = store.Close();

@@ -44,12 +44,11 @@ int RunPut(const PutArgs& a) {
   if (!value.has_value()) return Fail(value.error());
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
 
-  auto opened = OpenStore(a.store, /*read_only=*/false);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, a.create_index);
-  if (!index.has_value()) return Fail(index.error());
-  Status s = store.Put(*index, *key, *value);
+  auto target = OpenIndexOf(a.store, /*read_only=*/false, a.create_index);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
+  Status s = store.Put(index, *key, *value);
   if (!s.ok()) return Fail(s.WithContext("put " + Quote(*key) + " into " + a.store.Where()));
   return Done(store.Close());
 }

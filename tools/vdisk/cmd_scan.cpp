@@ -80,20 +80,19 @@ int RunScan(const ScanArgs& a) {
   if (!bounds.has_value()) return Fail(bounds.error());
   if (int rc = CheckBackendUsable(a.store.backend); rc != kExitOk) return rc;
 
-  auto opened = OpenStore(a.store, /*read_only=*/true);
-  if (!opened.has_value()) return Fail(opened.error());
-  Store& store = *opened->store;
-  auto index = FindIndex(store, a.store, /*create=*/false);
-  if (!index.has_value()) return Fail(index.error());
+  auto target = OpenIndexOf(a.store, /*read_only=*/true, /*create=*/false);
+  if (!target.has_value()) return Fail(target.error());
+  Store& store = target->store();
+  const Index& index = target->index;
   const bool empty_range =
       !bounds->upper_bound.empty() && bounds->lower_bound >= bounds->upper_bound;
-  if (index->valid() && !empty_range && a.limit > 0) {
-    std::unique_ptr<Iterator> it = store.NewIterator(*index, *bounds);
+  if (index.valid() && !empty_range && a.limit > 0) {
+    std::unique_ptr<Iterator> it = store.NewIterator(index, *bounds);
     Status s = List(*it, a);
     if (!s.ok()) return Fail(s);
   }
   std::optional<StatsSnapshot> stats;
-  if (a.stats) stats = TakeStats(store, *index, a.store);
+  if (a.stats) stats = TakeStats(store, index, a.store);
   return DoneWithStats(store.Close(), stats);
 }
 

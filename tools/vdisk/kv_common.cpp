@@ -96,6 +96,13 @@ Result<Index> FindIndex(Store& store, const StoreArgs& args, bool create) {
                           "makes one)");
 }
 
+Result<OpenedIndex> OpenIndexOf(const StoreArgs& args, bool read_only, bool create) {
+  OpenedIndex target;
+  VDE_ASSIGN_OR_RETURN(target.opened, OpenStore(args, read_only));
+  VDE_ASSIGN_OR_RETURN(target.index, FindIndex(*target.opened.store, args, create));
+  return target;
+}
+
 Result<std::string> ArgBytes(const StoreArgs& args, std::string_view what, std::string_view text) {
   if (!args.escaped) return std::string(text);
   Result<std::string> bytes = Unescape(text);

@@ -62,6 +62,14 @@ Result<OpenedStore> OpenStore(const StoreArgs& args, bool read_only);
 // Index, which callers treat as empty.
 Result<Index> FindIndex(Store& store, const StoreArgs& args, bool create);
 
+// What every key-value command starts with: OpenStore, then FindIndex in it.
+struct OpenedIndex {
+  OpenedStore opened;
+  Index index;
+  Store& store() const { return *opened.store; }
+};
+Result<OpenedIndex> OpenIndexOf(const StoreArgs& args, bool read_only, bool create);
+
 // A key, value or bound from the command line: the bytes as typed, or unescaped with --escaped
 // (InvalidArgument naming `what` for a bad escape).
 Result<std::string> ArgBytes(const StoreArgs& args, std::string_view what, std::string_view text);
