@@ -283,7 +283,9 @@ class PageCache {
   // their way (0 when the cap is reached, or no frame came free). A page whose read or check fails
   // is not cached: its pin reads it again and gets the error. With `check` null the read-ahead
   // threads verify only the block (VerifyBlock: checksum, address, type), and the first pin
-  // that asks for a check runs it, on its own thread (PinShared).
+  // that asks for a check runs it, on its own thread (PinShared). Leading pages already resident
+  // are passed over without any lock (when all are, nothing is locked at all: a warm scan's
+  // read-ahead costs page-table lookups only).
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
   // How many more pages PrefetchAsync would take now (0: enough is in flight). Advisory.
   size_t ReadAheadRoom() const;

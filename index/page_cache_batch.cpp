@@ -221,7 +221,17 @@ size_t PageCache::ReadAheadRoom() const {
   return claimed >= limit ? 0 : limit - claimed;
 }
 
-uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck check) {
+uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> all, PageCheck check) {
+  // Pages already resident need nothing. A scan over cached leaves (a warm one) then takes
+  // neither of the cache-wide mutexes below, which scans on several threads would all queue on.
+  // Lock-free lookups, as PinIfResident's: a page evicted meanwhile is read when it is pinned.
+  size_t resident = 0;
+  while (resident < all.size() &&
+         (all[resident] == kNoPage || table_.Find(all[resident]) != PageTable::kNone)) {
+    resident++;
+  }
+  if (resident == all.size()) return static_cast<uint32_t>(resident);
+  const std::span<const uint64_t> pages = all.subspan(resident);
   const size_t limit = ReadAheadLimit();
   std::unique_lock lk(ra_mu_);
   if (ra_stop_) return 0;
@@ -239,7 +249,7 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
     size_t covered = 0;
     const std::vector<Frame*> loading = ClaimForPrefetch(pages, limit, &covered);
     (void)ReadPrefetched(loading, check);  // advisory, as below
-    return static_cast<uint32_t>(covered);
+    return static_cast<uint32_t>(resident + covered);
   }
   if (ra_claimed_ >= limit) return 0;  // enough in flight
   const size_t budget = limit - ra_claimed_;
@@ -254,7 +264,7 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
   ra_claimed_ -= budget - n;
   if (n == 0) {
     if (ra_claimed_ == 0) ra_idle_cv_.notify_all();
-    return static_cast<uint32_t>(covered);
+    return static_cast<uint32_t>(resident + covered);
   }
   ra_queue_.push_back({std::move(loading), check});
   lk.unlock();
@@ -266,7 +276,7 @@ uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> pages, PageCheck che
   // "Read-ahead threads and the scheduler").
   std::this_thread::yield();
   counters_.prefetch_async.fetch_add(1, std::memory_order_relaxed);
-  return static_cast<uint32_t>(covered);
+  return static_cast<uint32_t>(resident + covered);
 }
 
 void PageCache::ReadAheadLoop() {
