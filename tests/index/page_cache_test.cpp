@@ -722,10 +722,23 @@ TEST(PageCache, PrefetchAsyncPagesArePinnedWithoutASecondRead) {
   EXPECT_EQ(st.prefetch_pages, 40u);
   EXPECT_EQ(st.prefetch_used, 40u);
   EXPECT_EQ(st.prefetch_async, 1u);
-  // Resident pages are covered without a read.
+  // Resident pages are covered without a read, and with none missing nothing is queued.
   ASSERT_EQ(cache->PrefetchAsync(want), want.size());
   cache->WaitForReadAhead();
   EXPECT_EQ(cache->stats().pages_read, 40u);
+  EXPECT_EQ(cache->stats().prefetch_async, 1u);
+  // A resident prefix is passed over; what follows it is read.
+  const std::vector<uint64_t> more = {10, 11, 60, 61};
+  ASSERT_EQ(cache->PrefetchAsync(more), more.size());
+  cache->WaitForReadAhead();
+  EXPECT_EQ(cache->stats().pages_read, 42u);
+  EXPECT_EQ(cache->stats().prefetch_async, 2u);
+  for (uint64_t b : more) {
+    auto g = cache->PinShared(b);
+    ASSERT_TRUE(g.has_value()) << g.status().ToString();
+    EXPECT_EQ(Tag(g->data()), b);
+  }
+  EXPECT_EQ(cache->stats().misses, 0u);
 }
 
 // One call starts at most frames/4 reads; what it covers is a prefix of the pages asked for.
