@@ -457,6 +457,10 @@ class BTree::Iterator {
   std::vector<PathLevel> ra_end_;
   uint64_t ra_end_version_ = 0;
   uint64_t ra_blocked_ = kNoPage;  // the inner page the last walk found still being read
+  // The last window the scan collected was cached whole: no more windows while its steps find
+  // their leaves cached (a warm scan pays no read-ahead walks); the first that does not ends it.
+  bool ra_warm_ = false;
+  bool step_missed_ = false;  // the last step through the parent found its leaf not cached
 };
 
 }  // namespace vde::index

@@ -125,6 +125,7 @@ Result<bool> BTree::Iterator::StepThroughParent(int dir, SharedGuard* out) {
   const uint32_t slot = up.slot + dir;
   const uint64_t id = p.child(slot);
   VDE_RETURN_IF_ERROR(tree_->CheckChildPointer(up.page, id));
+  step_missed_ = !tree_->cache_->Resident(id);
   VDE_ASSIGN_OR_RETURN(SharedGuard c, tree_->PinShared(id));
   const Node cn(c.data().data(), tree_->block_size_);
   VDE_RETURN_IF_ERROR(tree_->CheckChild(p, up.page, slot, cn, id));
@@ -147,6 +148,8 @@ void BTree::Iterator::ResetReadAhead() {
   ra_sequential_ = false;
   ra_end_.clear();
   ra_blocked_ = kNoPage;
+  ra_warm_ = false;
+  step_missed_ = false;
 }
 
 void BTree::Iterator::NoteLeafStep(int dir) {
@@ -162,6 +165,14 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   if (options_.readahead_max == 0 || ra_run_ < kReadAheadAfter || path_.empty() ||
       path_version_ != TreeVersion()) {
     return;
+  }
+  if (ra_warm_) {
+    if (!step_missed_) return;
+    // Out of the cached part: read ahead again, from the first window on.
+    ra_warm_ = false;
+    ra_window_ = 0;
+    ra_ahead_ = 0;
+    ra_end_.clear();
   }
   // Keep windows requested beyond the target, so that the read-ahead threads read the next
   // while the scan walks this one: one, or kSequentialLead while the leaves lie in sequence on
@@ -212,8 +223,13 @@ void BTree::Iterator::NoteLeafStep(int dir) {
     if (!parents.empty()) (void)tree_->cache_->PrefetchAsync(parents, &ValidateNode);
     return;
   }
-  ra_end_.clear();
   const size_t fresh = leaves.size() - skip;
+  if (std::all_of(leaves.begin() + static_cast<ptrdiff_t>(skip), leaves.end(),
+                  [&](uint64_t leaf) { return tree_->cache_->Resident(leaf); })) {
+    ra_warm_ = true;  // nothing to read: stop collecting until a step misses
+    return;
+  }
+  ra_end_.clear();
   size_t adjacent = 0;
   for (size_t i = skip + 1; i < leaves.size(); i++) {
     adjacent += dir > 0 ? leaves[i] == leaves[i - 1] + 1 : leaves[i] + 1 == leaves[i - 1];

@@ -289,6 +289,9 @@ class PageCache {
   uint32_t PrefetchAsync(std::span<const uint64_t> pages, PageCheck check = nullptr);
   // How many more pages PrefetchAsync would take now (0: enough is in flight). Advisory.
   size_t ReadAheadRoom() const;
+  // Whether `page` is in the cache (or being read into it), by a lock-free lookup. Advisory: it
+  // may be evicted, or arrive, right after.
+  bool Resident(uint64_t page) const { return table_.Find(page) != PageTable::kNone; }
   // Waits until every read PrefetchAsync started before this call (and any queued meanwhile)
   // has completed. For benchmarks and tests that must not overlap the read-ahead thread.
   void WaitForReadAhead();

@@ -95,6 +95,47 @@ TEST_F(ReadAheadTest, LongScansReadAheadInGrowingWindowsBothWays) {
   }
 }
 
+// A scan over leaves already cached collects no windows (each would find them all resident),
+// and one that walks on into leaves not cached reads ahead again from there.
+TEST_F(ReadAheadTest, AWarmScanReadsNothingAheadUntilItLeavesTheCache) {
+  NewCache(4096);  // holds the whole tree
+  Model model;
+  auto tree = Build(30000, &model);
+  const uint64_t leaves = Leaves(*tree);
+  ASSERT_GE(leaves, 500u);
+  Reopen(&tree);  // cold
+  IteratorOptions half;
+  half.upper_bound = Key(15000);
+  auto scan_half = [&] {
+    auto it = tree->NewIterator(half);
+    auto m = model.begin();
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++m, ++n) {
+      ASSERT_EQ(it->key(), m->first);
+      ASSERT_EQ(it->value(), m->second);
+    }
+    ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+    EXPECT_EQ(n, 15000u);
+  };
+  ASSERT_NO_FATAL_FAILURE(scan_half());  // reads the first half in, ahead of the scan
+  const BTreeReadStats warm0 = tree->read_stats();
+  const PageCacheStats cache0 = cache_->stats();
+  ASSERT_GT(warm0.readahead_windows, 0u);
+  ASSERT_NO_FATAL_FAILURE(scan_half());  // all cached now
+  EXPECT_EQ(tree->read_stats().readahead_windows, warm0.readahead_windows);
+  EXPECT_EQ(cache_->stats().pages_read, cache0.pages_read);
+
+  // Past the cached half the scan reads ahead again, in windows.
+  auto it = tree->NewIterator();
+  size_t n = 0;
+  ASSERT_NO_FATAL_FAILURE(ScanMatches(it.get(), +1, model, &n));
+  ASSERT_TRUE(it->status().ok()) << it->status().ToString();
+  ASSERT_EQ(n, model.size());
+  EXPECT_GT(tree->read_stats().readahead_windows, warm0.readahead_windows);
+  EXPECT_GE(cache_->stats().prefetch_pages - cache0.prefetch_pages, leaves / 2 - 16)
+      << "the uncached half read ahead, all but its first leaves";
+}
+
 // Leaves scattered over the file (a random-order load) are read in windows of at most the
 // limit: each is a request of its own, and the limit is the queue depth read-ahead asks for.
 TEST_F(ReadAheadTest, ScatteredLeavesKeepTheWindowAtTheLimit) {
