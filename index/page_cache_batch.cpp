@@ -224,10 +224,9 @@ size_t PageCache::ReadAheadRoom() const {
 uint32_t PageCache::PrefetchAsync(std::span<const uint64_t> all, PageCheck check) {
   // Pages already resident need nothing. A scan over cached leaves (a warm one) then takes
   // neither of the cache-wide mutexes below, which scans on several threads would all queue on.
-  // Lock-free lookups, as PinIfResident's: a page evicted meanwhile is read when it is pinned.
+  // Lock-free lookups (Resident): a page evicted meanwhile is read when it is pinned.
   size_t resident = 0;
-  while (resident < all.size() &&
-         (all[resident] == kNoPage || table_.Find(all[resident]) != PageTable::kNone)) {
+  while (resident < all.size() && (all[resident] == kNoPage || Resident(all[resident]))) {
     resident++;
   }
   if (resident == all.size()) return static_cast<uint32_t>(resident);
