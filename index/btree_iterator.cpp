@@ -224,8 +224,13 @@ void BTree::Iterator::NoteLeafStep(int dir) {
     return;
   }
   const size_t fresh = leaves.size() - skip;
-  if (std::all_of(leaves.begin() + static_cast<ptrdiff_t>(skip), leaves.end(),
-                  [&](uint64_t leaf) { return tree_->cache_->Resident(leaf); })) {
+  // The leaves already cached at the front of the window need nothing (PrefetchAsync would
+  // look each up again).
+  const size_t cached = static_cast<size_t>(
+      std::find_if_not(leaves.begin() + static_cast<ptrdiff_t>(skip), leaves.end(),
+                       [&](uint64_t leaf) { return tree_->cache_->Resident(leaf); }) -
+      (leaves.begin() + static_cast<ptrdiff_t>(skip)));
+  if (cached == fresh) {
     ra_warm_ = true;  // nothing to read: stop collecting until a step misses
     return;
   }
@@ -242,11 +247,11 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   // scan's thread. The read-ahead threads then hand each page over sooner after its read,
   // which a scan in key order waits for (docs/READ_PATH.md, "What a page read costs to check").
   if (!parents.empty()) (void)tree_->cache_->PrefetchAsync(parents, &ValidateNode);
-  const uint32_t covered = static_cast<uint32_t>(std::min<size_t>(
-      fresh,
-      tree_->cache_->PrefetchAsync(std::span<const uint64_t>(leaves).subspan(skip), nullptr)));
-  if (covered == 0) return;  // the cache has enough in flight: try again at the next step
-  if (covered == fresh) {    // the next window starts after the last of these
+  const uint32_t queued = tree_->cache_->PrefetchAsync(
+      std::span<const uint64_t>(leaves).subspan(skip + cached), nullptr);
+  if (queued == 0) return;  // the cache has enough in flight: try again at the next step
+  const auto covered = static_cast<uint32_t>(std::min<size_t>(fresh, cached + queued));
+  if (covered == fresh) {  // the next window starts after the last of these
     ra_end_ = std::move(end);
     ra_end_version_ = path_version_;
   }
