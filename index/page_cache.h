@@ -324,21 +324,26 @@ class PageCache {
   // Pin count of a frame that is free or being freed: TryPin fails on it. Set under mu_ by
   // CAS from 0 (or from an evictor's claim of 1), cleared only by whoever took the frame.
   static constexpr uint32_t kDead = 0x80000000u;
-  struct Frame {
+  // One cache line each (64 bytes; the fields in this order, 72 before): every pin and latch
+  // writes its frame's line, and no two frames share one, so threads on neighbouring frames
+  // never contend. (No change measured in warm gets on two threads: the root's own line is
+  // what they share.)
+  struct alignas(64) Frame {
     Hook hook;  // in free_, or not (resident, or discarded/failed while still pinned)
     FrameLatch latch;
     std::atomic<uint64_t> page{kNoPage};      // written under mu_
-    std::atomic<uint32_t> pins{kDead};        // kDead while free; see TryPin
-    std::atomic<bool> dirty{false};           // changed through SetDirty
     std::atomic<PageCheck> checked{nullptr};  // the check the page last passed
-    std::atomic<bool> referenced{false};      // CLOCK bit
-    std::atomic<bool> inner{false};           // holds a kBTreeInner page (counted in inner_)
-    std::atomic<bool> prefetched{false};      // read by Prefetch and not pinned since
     // The snapshot epoch the page was created in (PinNew, Relocate); 0 for a page read from the
     // device, whose epoch is unknown. Written and read under the exclusive latch.
     std::atomic<uint64_t> epoch{0};
+    std::atomic<uint32_t> pins{kDead};  // kDead while free; see TryPin
     uint32_t index = 0;
+    std::atomic<bool> dirty{false};       // changed through SetDirty
+    std::atomic<bool> referenced{false};  // CLOCK bit
+    std::atomic<bool> inner{false};       // holds a kBTreeInner page (counted in inner_)
+    std::atomic<bool> prefetched{false};  // read by Prefetch and not pinned since
   };
+  static_assert(sizeof(Frame) == 64, "a frame is one cache line");
   using FrameList =
       boost::intrusive::list<Frame, boost::intrusive::member_hook<Frame, Hook, &Frame::hook>,
                              boost::intrusive::constant_time_size<true>>;
