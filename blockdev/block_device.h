@@ -128,7 +128,8 @@ class BlockDevice {
   // status is set and, when OK, its buffer holds the blocks. Calls come from the calling
   // thread, in completion order, while later requests may still be in flight, and all before
   // this returns; so a caller can check (or use) each block while the rest are being read.
-  // done must not call into this device. The default runs ReadBatch and then calls done in
+  // done must not call into this device (IoUringBlockDevice refuses such a call with
+  // InvalidArgument: its ring is in use). The default runs ReadBatch and then calls done in
   // request order; IoUringBlockDevice and FileBlockDevice report as they go.
   virtual Status ReadBatchNotify(std::span<ReadRequest> reqs, RequestCallback done);
   virtual Status WriteBatch(std::span<WriteRequest> reqs) = 0;

@@ -283,6 +283,11 @@ class ThreadRingCache {
 
 thread_local ThreadRingCache t_rings;
 
+// The device whose batch this thread is running (WithRing), if any: a call into it from a
+// completion callback (ReadBatchNotify's `done`) would reuse the ring's scratch state mid-batch,
+// or wait on the shared ring's mutex that this thread holds.
+thread_local const void* t_running = nullptr;
+
 // True when two of `ops` may write the same block: not strictly ascending, or overlapping.
 bool MayOverlap(std::span<const IoOp> ops) {
   bool ascending = true;
@@ -411,6 +416,17 @@ std::string IoUringBlockDevice::Describe() const {
 
 template <typename Fn>
 Status IoUringBlockDevice::WithRing(Fn&& fn) {
+  if (uring::t_running == this) {
+    return Status::InvalidArgument(path() +
+                                   ": called from a completion callback of this thread's own "
+                                   "batch on the device (ReadBatchNotify's done must not call "
+                                   "into the device)");
+  }
+  struct Running {
+    const void* prev;
+    explicit Running(const void* d) : prev(std::exchange(uring::t_running, d)) {}
+    ~Running() { uring::t_running = prev; }
+  } running(this);
   if (max_rings_ > 0) {
     uring::ThreadRingCache::Entry& e = uring::t_rings.Get(pool_);
     if (e.ring == nullptr && pool_->HasFreeSlot()) e.ring = pool_->AcquireThreadRing();

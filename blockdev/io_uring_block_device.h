@@ -34,7 +34,8 @@
 // arrived. fixed_ops counts READ_FIXED/WRITE_FIXED sqes; retries counts resubmissions after EAGAIN,
 // EINTR or a short transfer.
 //
-// Thread safety: every method may be called from any number of threads at once, except the
+// Thread safety: every method may be called from any number of threads at once (but not from
+// a ReadBatchNotify completion callback on the same device: InvalidArgument), except the
 // destructor, which requires that no call is in progress (threads that used the device may
 // still be alive, or gone). Ownership: the device owns its file descriptor and every ring;
 // memory given to RegisterMemory() stays the caller's and must outlive the device.

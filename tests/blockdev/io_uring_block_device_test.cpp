@@ -732,6 +732,43 @@ TEST_F(IoUringDeviceTest, FailedMergedReadIsRedoneRequestByRequest) {
   }
 }
 
+// A completion callback that calls back into the device (which the contract forbids) gets an
+// error instead of reusing the ring mid-batch (a per-thread ring) or waiting for ever on the
+// mutex its own thread holds (the shared ring); the batch it came from completes unharmed, and
+// the device works normally afterwards.
+TEST_F(IoUringDeviceTest, CallFromACompletionCallbackIsRefused) {
+  for (const unsigned max_rings : {4u, 0u}) {
+    SCOPED_TRACE(max_rings == 0 ? "shared ring" : "per-thread ring");
+    DeviceOptions o = Opts(16);
+    o.max_rings = max_rings;
+    auto dev = Open(o, "cb" + std::to_string(max_rings));
+    ASSERT_NE(dev, nullptr);
+    AlignedBuffer buf(8 * kBs, 4096);
+    WriteReadVerify(*dev, {0, 2, 4, 6, 9}, 7, buf.data());
+    std::memset(buf.data(), 0, 8 * kBs);
+    std::vector<ReadRequest> r;
+    for (uint64_t b : {0, 2, 4, 6}) r.push_back(ReadRequest{b, 1, buf.data() + b / 2 * kBs, {}});
+    std::vector<Status> nested;
+    auto done = [&](size_t) {
+      ReadRequest again{9, 1, buf.data() + 4 * kBs, {}};
+      nested.push_back(dev->ReadBatch({&again, 1}));
+    };
+    ASSERT_TRUE(dev->ReadBatchNotify(r, done).ok());
+    ASSERT_EQ(nested.size(), r.size());
+    for (const Status& s : nested) {
+      EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+      EXPECT_NE(s.ToString().find("completion callback"), std::string::npos) << s.ToString();
+    }
+    for (const ReadRequest& q : r) {
+      EXPECT_TRUE(q.status.ok()) << q.status.ToString();
+      EXPECT_TRUE(BlockIs(q.buf, q.block, 7)) << "block " << q.block;
+    }
+    ReadRequest after{9, 1, buf.data() + 4 * kBs, {}};
+    ASSERT_TRUE(dev->ReadBatch({&after, 1}).ok());
+    EXPECT_TRUE(BlockIs(after.buf, 9, 7));
+  }
+}
+
 TEST_F(IoUringDeviceTest, DescribeNamesTheMode) {
   DeviceOptions o = Opts(8);
   o.max_rings = 4;
