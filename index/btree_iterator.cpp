@@ -75,7 +75,20 @@ BTree::Iterator::Iterator(const BTree* tree, IteratorOptions options)
 }
 
 void BTree::Iterator::CopyLeaf(const SharedGuard& g) {
-  std::memcpy(leaf_.get(), g.data().data(), tree_->block_size_);
+  // The header and entry array, and the heap: not the free gap between them (a third of a
+  // leaf split in the middle), which nothing reads. The page passed its check when it was
+  // loaded and changes only under its exclusive latch, so its bounds hold; a full copy if not.
+  const std::byte* src = g.data().data();
+  const uint32_t bs = tree_->block_size_;
+  const Node n(src, bs);
+  const uint32_t front = n.EntryArrayEnd();
+  const uint32_t heap = n.heap_start();
+  if (front <= heap && heap <= bs) {
+    std::memcpy(leaf_.get(), src, front);
+    std::memcpy(leaf_.get() + heap, src + heap, bs - heap);
+  } else {
+    std::memcpy(leaf_.get(), src, bs);
+  }
   leaf_version_ = TreeVersion();
   leaf_page_ = g.page_id();
   leaf_count_ = leaf().count();

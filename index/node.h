@@ -329,6 +329,8 @@ class Node {
     return found ? pos + 1 : pos;
   }
 
+  // Where the entry array ends: the first byte of the free space.
+  uint32_t EntryArrayEnd() const { return ArrayEnd(count()); }
   // Contiguous free bytes between the entry array and the heap.
   uint32_t FreeSpace() const { return heap_start() - ArrayEnd(count()); }
   uint32_t FreeSpaceAfterCompaction() const { return bs_ - ArrayEnd(count()) - heap_used(); }
