@@ -151,10 +151,12 @@ cat "$tmp/index_bench.json" "$tmp/store_bench.json" | awk -v reps="$reps" '
     row("cold MultiGet, 64 keys (keys/s)", kilo(val[b, "keys/s"]),
         kilo(val[b, "device_IOPS"]) " IOPS (device, 64 x 4 KiB random)",
         ratio_range(b, "ratio_vs_device"), "0.80", judge(val[b, "ratio_vs_device"], 0.8),
-        sprintf("%.2f misses/key; per key %.1f us in reads (device: %.1f us/read), %.1f us outside; %.2f (%.2f-%.2f) of the device landing its reads in a fresh stretch of a cache-sized buffer each batch (%s IOPS)",
+        sprintf("%.2f misses/key; per key %.1f us in reads (device: %.1f us/read), %.1f us outside; %.2f (%.2f-%.2f) of the device landing its reads in a fresh stretch of a cache-sized buffer each batch (%s IOPS); %.2f (%.2f-%.2f) of the device whose reads are checksummed after each batch (%s IOPS)",
                 val[b, "misses/key"], val[b, "io_us/key"], val[b, "device_us/read"],
                 val[b, "non_io_us/key"], val[b, "ratio_vs_spread"], lo[b, "ratio_vs_spread"],
-                hi[b, "ratio_vs_spread"], kilo(val[b, "device_spread_IOPS"])))
+                hi[b, "ratio_vs_spread"], kilo(val[b, "device_spread_IOPS"]),
+                val[b, "ratio_vs_used"], lo[b, "ratio_vs_used"], hi[b, "ratio_vs_used"],
+                kilo(val[b, "device_used_IOPS"])))
     b = "BM_Cold_MultiGet64/0"
     row("cold, 64 Gets one at a time (keys/s)", kilo(val[b, "keys/s"]),
         kilo(val[b, "device_IOPS"]) " IOPS (device, as above)",
