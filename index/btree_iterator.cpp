@@ -239,10 +239,11 @@ void BTree::Iterator::NoteLeafStep(int dir) {
   const size_t fresh = leaves.size() - skip;
   // The leaves already cached at the front of the window need nothing (PrefetchAsync would
   // look each up again).
-  const size_t cached = static_cast<size_t>(
-      std::find_if_not(leaves.begin() + static_cast<ptrdiff_t>(skip), leaves.end(),
+  const auto first = leaves.begin() + static_cast<ptrdiff_t>(skip);
+  const auto cached = static_cast<size_t>(
+      std::find_if_not(first, leaves.end(),
                        [&](uint64_t leaf) { return tree_->cache_->Resident(leaf); }) -
-      (leaves.begin() + static_cast<ptrdiff_t>(skip)));
+      first);
   if (cached == fresh) {
     ra_warm_ = true;  // nothing to read: stop collecting until a step misses
     return;
